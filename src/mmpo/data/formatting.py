@@ -1,0 +1,61 @@
+"""Rendering prompts and responses to text: plain strings, chat messages, and Anthropic-HH dialogues.
+
+Conversational rows (lists of {"role", "content"} messages) go through the tokenizer's chat template,
+so the policy sees exactly the format it was instruction-tuned on; the response text is whatever the
+template adds after the generation prompt. Encoders without a template (e.g. a BERT reward model) get a
+simple "role: content" rendering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from transformers import PreTrainedTokenizerBase
+
+from mmpo.errors import DataError
+
+HH_ASSISTANT = "\n\nAssistant:"
+
+Messages = Sequence[Mapping[str, Any]]
+
+
+def is_conversation(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(m, Mapping) and "content" in m for m in value)
+
+
+def _plain_render(messages: Messages) -> str:
+    return "\n".join(f"{m.get('role', 'user')}: {m['content']}" for m in messages)
+
+
+def render_prompt_and_response(
+    prompt: str | Messages,
+    response: str | Messages,
+    tokenizer: PreTrainedTokenizerBase | None,
+    row_index: int,
+) -> tuple[str, str]:
+    """Return (prompt_text, response_text) such that prompt_text + response_text is the full sequence."""
+    if isinstance(prompt, str) and isinstance(response, str):
+        return prompt, response
+    prompt_msgs = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    response_msgs = [{"role": "assistant", "content": response}] if isinstance(response, str) else list(response)
+    if not (is_conversation(prompt_msgs) and is_conversation(response_msgs)):
+        raise DataError(f"row {row_index}: prompt/response must be strings or lists of {{role, content}} messages")
+    if tokenizer is None or getattr(tokenizer, "chat_template", None) is None:
+        return _plain_render(prompt_msgs) + "\n", _plain_render(response_msgs)
+    prompt_text = tokenizer.apply_chat_template(prompt_msgs, tokenize=False, add_generation_prompt=True)
+    full_text = tokenizer.apply_chat_template(prompt_msgs + response_msgs, tokenize=False)
+    if not full_text.startswith(prompt_text):
+        raise DataError(f"row {row_index}: the chat template does not extend the prompt; cannot split the response")
+    return prompt_text, full_text[len(prompt_text) :]
+
+
+def split_hh_dialogue(chosen: str, rejected: str, row_index: int) -> tuple[str, str, str]:
+    """Anthropic-HH rows hold two full dialogues sharing every turn but the last assistant reply."""
+    cut = chosen.rfind(HH_ASSISTANT)
+    if cut < 0:
+        raise DataError(f"row {row_index}: HH-format 'chosen' has no '\\n\\nAssistant:' turn")
+    prompt = chosen[: cut + len(HH_ASSISTANT)]
+    if not rejected.startswith(prompt):
+        raise DataError(f"row {row_index}: HH-format chosen and rejected do not share the same dialogue prefix")
+    return prompt, chosen[len(prompt) :], rejected[len(prompt) :]

@@ -1,0 +1,58 @@
+"""Reliability-diagram PNGs (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from mmpo.evaluation.metrics import CalibrationBins  # noqa: E402
+
+
+def plot_reliability(curves: dict[str, CalibrationBins], path: str | Path, title: str = "Reliability") -> Path:
+    """One diagram with a line per model: accuracy vs confidence per bin, diagonal = perfect calibration."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=120)
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+    for name, bins in curves.items():
+        points = [(c, a) for c, a, n in zip(bins.confidence, bins.accuracy, bins.counts, strict=True) if n > 0]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, marker="o", label=f"{name} (ECE {bins.ece:.3f})")
+    ax.set_xlabel("predicted P(chosen better)")
+    ax.set_ylabel("observed frequency")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_margin_history(history: list[dict], path: str | Path) -> Path | None:
+    """Implicit reward margin over training steps (train and eval), the paper's overfitting view."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    for entry in history:
+        for key in ("implicit_margin", "eval_implicit_margin"):
+            if key in entry and "step" in entry:
+                series.setdefault(key, []).append((entry["step"], entry[key]))
+    if not series:
+        return None
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for key, points in series.items():
+        xs, ys = zip(*points, strict=True)
+        ax.plot(xs, ys, marker=".", label=key)
+    ax.set_xlabel("step")
+    ax.set_ylabel("mean implicit reward margin h")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,88 @@
+"""Margins from per-response quality scores (GPT-4 ratings, judge scores, human ratings).
+
+UltraFeedback-style files keep the scores either at the top level (``score_chosen``) or nested
+(``metadata.score_chosen`` / ``metadata.rating_chosen``); columns are therefore addressed with dotted
+paths, and ``auto`` searches the common spellings so that the shared data works without a mapping.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mmpo.errors import DataError
+
+AUTO_SCORE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("score_chosen", "score_rejected"),
+    ("metadata.score_chosen", "metadata.score_rejected"),
+    ("rating_chosen", "rating_rejected"),
+    ("metadata.rating_chosen", "metadata.rating_rejected"),
+    ("chosen_score", "rejected_score"),
+)
+
+
+class MissingField(KeyError):
+    """A dotted path does not exist in a row."""
+
+
+def get_field(row: Mapping[str, Any], dotted: str) -> Any:
+    """Follow ``a.b.c`` through nested mappings; raise MissingField naming the missing part."""
+    value: Any = row
+    for part in dotted.split("."):
+        if not isinstance(value, Mapping) or part not in value or value[part] is None:
+            raise MissingField(dotted)
+        value = value[part]
+    return value
+
+
+def has_field(row: Mapping[str, Any], dotted: str) -> bool:
+    try:
+        get_field(row, dotted)
+    except MissingField:
+        return False
+    return True
+
+
+def resolve_score_columns(first_row: Mapping[str, Any], chosen: str, rejected: str) -> tuple[str, str]:
+    """Return the (chosen, rejected) score paths, searching AUTO_SCORE_COLUMNS when asked for ``auto``."""
+    if chosen != "auto" and rejected != "auto":
+        return chosen, rejected
+    for pair in AUTO_SCORE_COLUMNS:
+        if has_field(first_row, pair[0]) and has_field(first_row, pair[1]):
+            return pair
+    raise DataError(
+        "no score columns found for margin source 'scores'; looked for "
+        + ", ".join(f"{a}/{b}" for a, b in AUTO_SCORE_COLUMNS)
+        + f". Columns present: {sorted(first_row)}. Set data.chosen_score and data.rejected_score."
+    )
+
+
+def read_score(row: Mapping[str, Any], path: str, row_index: int) -> float:
+    """A finite float score, or a DataError naming the row and column."""
+    try:
+        raw = get_field(row, path)
+    except MissingField:
+        raise DataError(f"row {row_index}: score column {path!r} is missing or null") from None
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise DataError(f"row {row_index}: score column {path!r} holds {raw!r}, not a number")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise DataError(f"row {row_index}: score column {path!r} holds {raw!r}, not a number") from None
+    if not math.isfinite(value):
+        raise DataError(f"row {row_index}: score column {path!r} is {value} (NaN/inf scores are not allowed)")
+    return value
+
+
+def score_margin(row: Mapping[str, Any], chosen_path: str, rejected_path: str, row_index: int) -> float:
+    """m = score(chosen) - score(rejected)."""
+    return read_score(row, chosen_path, row_index) - read_score(row, rejected_path, row_index)
+
+
+def median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        raise DataError("cannot take the median of no scores")
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])

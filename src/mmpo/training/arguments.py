@@ -1,0 +1,49 @@
+"""Translating mmpo's TrainSettings into ``transformers.TrainingArguments``."""
+
+from __future__ import annotations
+
+import torch
+from transformers import TrainingArguments
+
+from mmpo.config import TrainSettings
+from mmpo.errors import ConfigError
+
+
+def build_training_arguments(settings: TrainSettings) -> TrainingArguments:
+    if not 0 <= settings.warmup_ratio < 1:
+        raise ConfigError(f"train.warmup_ratio must be in [0, 1) (got {settings.warmup_ratio})")
+    eval_strategy = "steps" if settings.eval_steps > 0 else "epoch"
+    save_strategy = "steps" if settings.save_steps > 0 else "epoch"
+    report_to = [r for r in settings.report_to if r != "none"] or "none"
+    kwargs = dict(
+        output_dir=settings.output_dir,
+        num_train_epochs=settings.num_train_epochs,
+        max_steps=settings.max_steps,
+        learning_rate=settings.learning_rate,
+        per_device_train_batch_size=settings.per_device_train_batch_size,
+        per_device_eval_batch_size=settings.per_device_eval_batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        lr_scheduler_type=settings.lr_scheduler_type,
+        warmup_steps=settings.warmup_ratio,  # transformers 5: a float < 1 is a fraction of all steps
+        weight_decay=settings.weight_decay,
+        max_grad_norm=settings.max_grad_norm,
+        bf16=settings.bf16,
+        use_cpu=not torch.cuda.is_available(),
+        gradient_checkpointing=settings.gradient_checkpointing,
+        logging_steps=settings.logging_steps,
+        logging_first_step=True,
+        eval_strategy=eval_strategy,
+        eval_steps=settings.eval_steps or None,
+        save_strategy=save_strategy,
+        save_steps=settings.save_steps or None,
+        save_total_limit=settings.save_total_limit,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        report_to=report_to,
+        remove_unused_columns=False,
+        label_names=["margin"],
+        disable_tqdm=settings.disable_tqdm,
+        dataloader_num_workers=0,
+    )
+    kwargs.update(settings.extra)
+    return TrainingArguments(**kwargs)

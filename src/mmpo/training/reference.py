@@ -1,0 +1,108 @@
+"""Precomputing the reference model's log-probs once, with an on-disk cache.
+
+The reference model is frozen, so its log-probs of every (prompt, response) are a pure function of
+(weights, token ids). We compute them once before training, store them as safetensors keyed by a
+fingerprint of both, and reuse them across epochs, resumed runs and a whole gamma/beta sweep: the
+loss hyper-parameters are deliberately *not* part of the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from mmpo.training.collators import PolicyCollator
+from mmpo.training.logprobs import completion_logps
+
+logger = logging.getLogger("mmpo")
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """Cheap content hash of the weights: per-tensor name, shape, sum and abs-sum in float64."""
+    digest = hashlib.sha256()
+    with torch.no_grad():
+        for name, param in model.state_dict().items():
+            t = param.detach().double()
+            digest.update(f"{name}:{tuple(t.shape)}:{t.sum().item():.10e}:{t.abs().sum().item():.10e}".encode())
+    return digest.hexdigest()[:24]
+
+
+def features_fingerprint(features: list[dict[str, Any]]) -> str:
+    digest = hashlib.sha256()
+    for f in features:
+        digest.update(json.dumps([f["chosen_input_ids"], f["chosen_completion_mask"],
+                                  f["rejected_input_ids"], f["rejected_completion_mask"]]).encode())
+    return digest.hexdigest()[:24]
+
+
+@torch.no_grad()
+def compute_reference_logps(
+    model: torch.nn.Module,
+    features: list[dict[str, Any]],
+    pad_token_id: int,
+    batch_size: int = 8,
+    bf16: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(chosen, rejected) summed completion log-probs under ``model``; each process scores its share."""
+    state = PartialState()
+    collate = PolicyCollator(pad_token_id)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    indices = list(range(len(features)))
+    results: list[tuple[int, float, float]] = []
+    with state.split_between_processes(indices) as mine:
+        batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+        for batch_ids in tqdm(batches, desc="reference log-probs", disable=not state.is_local_main_process):
+            batch = collate([features[i] for i in batch_ids])
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(input_ids=batch["input_ids"].to(device),
+                               attention_mask=batch["attention_mask"].to(device), use_cache=False).logits
+            logps, _ = completion_logps(logits, batch["input_ids"].to(device), batch["completion_mask"].to(device))
+            chosen, rejected = logps.float().cpu().chunk(2)
+            results.extend(zip(batch_ids, chosen.tolist(), rejected.tolist(), strict=True))
+    results = sorted(gather_object(results)) if state.num_processes > 1 else results
+    model.train(was_training)
+    return torch.tensor([r[1] for r in results]), torch.tensor([r[2] for r in results])
+
+
+def cached_reference_logps(
+    model: torch.nn.Module,
+    features: list[dict[str, Any]],
+    pad_token_id: int,
+    cache_dir: str | Path,
+    batch_size: int = 8,
+    bf16: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Like compute_reference_logps, through the cache. Returns (chosen, rejected, was_cached)."""
+    key = f"{model_fingerprint(model)}-{features_fingerprint(features)}-{'bf16' if bf16 else 'fp32'}"
+    path = Path(cache_dir) / f"reference_logps-{key}.safetensors"
+    if path.exists():
+        tensors = load_file(str(path))
+        logger.info("reference log-probs: reusing cache %s", path)
+        return tensors["chosen"], tensors["rejected"], True
+    chosen, rejected = compute_reference_logps(model, features, pad_token_id, batch_size, bf16)
+    if PartialState().is_main_process:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file({"chosen": chosen.contiguous(), "rejected": rejected.contiguous()}, str(tmp))
+        tmp.replace(path)  # atomic: a killed run never leaves a half-written cache behind
+        logger.info("reference log-probs: cached at %s", path)
+    return chosen, rejected, False
+
+
+def attach_reference_logps(features: list[dict[str, Any]], chosen: torch.Tensor, rejected: torch.Tensor) -> None:
+    if len(features) != len(chosen):
+        raise ValueError(f"{len(chosen)} reference log-probs for {len(features)} pairs")
+    for feature, c, r in zip(features, chosen.tolist(), rejected.tolist(), strict=True):
+        feature["ref_chosen_logps"] = c
+        feature["ref_rejected_logps"] = r

@@ -1,0 +1,145 @@
+"""Training entry point shared by the CLI, the demo and the benchmarks: config in, trained model out."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+import yaml
+from transformers import TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from mmpo.config import RunConfig, config_to_dict
+from mmpo.data.prepare import prepare_pairs
+from mmpo.evaluation.metrics import pairwise_calibration
+from mmpo.evaluation.reliability import plot_margin_history, plot_reliability
+from mmpo.losses.policy import PolicyLossConfig
+from mmpo.losses.reward import RewardLossConfig
+from mmpo.models import load_causal_lm, load_reward_model, load_tokenizer
+from mmpo.training.arguments import build_training_arguments
+from mmpo.training.collators import PolicyCollator, RewardCollator
+from mmpo.training.lora import maybe_wrap_lora
+from mmpo.training.policy_trainer import PolicyTrainer
+from mmpo.training.reference import attach_reference_logps, cached_reference_logps
+from mmpo.training.reward_trainer import RewardTrainer
+from mmpo.training.tokenize import LengthPolicy, tokenize_policy_pairs, tokenize_reward_pairs
+
+logger = logging.getLogger("mmpo")
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    metrics: dict[str, float]
+    reliability_png: Path | None
+    margin_history_png: Path | None
+    eval_logits: list[float]
+    eval_margins: list[float]
+
+
+class MarginHistoryPlot(TrainerCallback):
+    """Writes implicit_margin_history.png at the end of training (the paper's overfitting analysis)."""
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            plot_margin_history(state.log_history, Path(args.output_dir) / "implicit_margin_history.png")
+
+
+def resolve_resume(cfg: RunConfig) -> str | None:
+    """'' = latest checkpoint in output_dir if any (so re-running a killed command resumes), 'none' = fresh."""
+    choice = cfg.train.resume_from_checkpoint
+    if choice == "none":
+        return None
+    if choice:
+        return choice
+    out = Path(cfg.train.output_dir)
+    return get_last_checkpoint(str(out)) if out.is_dir() else None
+
+
+def _build_trainer(cfg: RunConfig, tokenizer, train_features, eval_features):
+    args = build_training_arguments(cfg.train)
+    if cfg.kind == "reward":
+        model = load_reward_model(cfg.model, cfg.trust_remote_code)
+        model = maybe_wrap_lora(model, cfg.lora, "SEQ_CLS")
+        loss = RewardLossConfig(cfg.loss.loss_type, cfg.loss.gamma, cfg.loss.label_smoothing)
+        trainer_cls, collator = RewardTrainer, RewardCollator(tokenizer.pad_token_id)
+    else:
+        model = load_causal_lm(cfg.model, cfg.trust_remote_code)
+        loss = PolicyLossConfig(**vars(cfg.loss))
+        if loss.needs_reference:
+            from accelerate import PartialState
+
+            model.to(PartialState().device)
+            cache_dir = cfg.reference_cache_dir or str(Path(cfg.train.output_dir).parent / "reference_cache")
+            for name, features in (("train", train_features), ("eval", eval_features)):
+                if features:
+                    chosen, rejected, hit = cached_reference_logps(
+                        model, features, tokenizer.pad_token_id, cache_dir,
+                        cfg.train.per_device_eval_batch_size, cfg.train.bf16)
+                    attach_reference_logps(features, chosen, rejected)
+                    logger.info("%s reference log-probs %s", name, "from cache" if hit else "computed")
+        model = maybe_wrap_lora(model, cfg.lora, "CAUSAL_LM")
+        if cfg.train.gradient_checkpointing:
+            model.config.use_cache = False
+        trainer_cls, collator = PolicyTrainer, PolicyCollator(tokenizer.pad_token_id)
+    return trainer_cls(
+        model=model,
+        args=args,
+        data_collator=collator,
+        train_dataset=datasets.Dataset.from_list(train_features),
+        eval_dataset=datasets.Dataset.from_list(eval_features) if eval_features else None,
+        processing_class=tokenizer,
+        loss_config=loss,
+        ece_bins=cfg.ece_bins,
+        callbacks=[MarginHistoryPlot()],
+    )
+
+
+def load_features(cfg: RunConfig, tokenizer) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Validated, tokenised train and eval features."""
+    length = LengthPolicy(cfg.max_length, cfg.max_prompt_length, cfg.overlong)
+    tokenize = tokenize_reward_pairs if cfg.kind == "reward" else tokenize_policy_pairs
+    train = tokenize(prepare_pairs(cfg.data, cfg.data.train_path, tokenizer, cfg.data.max_train_samples, "train"),
+                     tokenizer, length)
+    evaluation: list[dict[str, Any]] = []
+    if cfg.data.eval_path:
+        evaluation = tokenize(prepare_pairs(cfg.data, cfg.data.eval_path, tokenizer, cfg.data.max_eval_samples, "eval"),
+                              tokenizer, length)
+    return train, evaluation
+
+
+def train_from_config(cfg: RunConfig) -> TrainResult:
+    """Load data and model, train (resuming if a checkpoint exists), evaluate, save safetensors."""
+    torch.manual_seed(cfg.train.seed)
+    tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
+    train_features, eval_features = load_features(cfg, tokenizer)
+    trainer = _build_trainer(cfg, tokenizer, train_features, eval_features)
+    out = Path(cfg.train.output_dir)
+    resume = resolve_resume(cfg)
+    if resume:
+        logger.info("resuming from %s", resume)
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(str(out))
+    metrics: dict[str, float] = {}
+    reliability = None
+    logits: list[float] = []
+    margins: list[float] = []
+    if eval_features:
+        prediction = trainer.predict(trainer.eval_dataset, metric_key_prefix="eval")
+        metrics = prediction.metrics
+        logits = torch.as_tensor(prediction.predictions).flatten().tolist()
+        margins = torch.as_tensor(prediction.label_ids).flatten().tolist()
+        if trainer.is_world_process_zero():
+            reliability = plot_reliability(
+                {cfg.loss.loss_type: pairwise_calibration(logits, margins, cfg.ece_bins)},
+                out / "reliability.png", title=f"{cfg.kind} model, eval pairs")
+    if trainer.is_world_process_zero():
+        (out / "mmpo_config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        (out / "eval_metrics.json").write_text(json.dumps(metrics, indent=2))
+    history_png = out / "implicit_margin_history.png"
+    return TrainResult(out, metrics, reliability, history_png if history_png.exists() else None, logits, margins)

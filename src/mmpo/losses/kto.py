@@ -19,7 +19,8 @@ def kto_desirability_weights(scores: torch.Tensor, gamma: float, median: float |
     scores = torch.as_tensor(scores, dtype=torch.float32)
     if not torch.isfinite(scores).all():
         raise ValueError("KTO scores contain NaN or inf")
-    center = torch.median(scores) if median is None else torch.tensor(float(median))
+    # quantile(0.5) interpolates between the two middle values; torch.median would return the lower one.
+    center = torch.quantile(scores, 0.5) if median is None else torch.tensor(float(median))
     return target_probability(scores - center, gamma)
 
 

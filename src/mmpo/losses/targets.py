@@ -26,7 +26,8 @@ def target_probability(margin: torch.Tensor, gamma: float) -> torch.Tensor:
         raise ValueError(f"gamma must be > 0 (got {gamma}); use gamma=inf for hard labels")
     if not torch.isfinite(margin).all():
         raise ValueError("margin contains NaN or inf; clean the score columns before training")
-    margin = margin.float()
+    if not margin.is_floating_point():
+        margin = margin.float()
     if math.isinf(gamma):
         return 0.5 * (torch.sign(margin) + 1.0)
     return torch.sigmoid(gamma * margin)

@@ -51,11 +51,15 @@ def render_prompt_and_response(
 
 
 def split_hh_dialogue(chosen: str, rejected: str, row_index: int) -> tuple[str, str, str]:
-    """Anthropic-HH rows hold two full dialogues sharing every turn but the last assistant reply."""
-    cut = chosen.rfind(HH_ASSISTANT)
-    if cut < 0:
-        raise DataError(f"row {row_index}: HH-format 'chosen' has no '\\n\\nAssistant:' turn")
-    prompt = chosen[: cut + len(HH_ASSISTANT)]
-    if not rejected.startswith(prompt):
-        raise DataError(f"row {row_index}: HH-format chosen and rejected do not share the same dialogue prefix")
-    return prompt, chosen[len(prompt) :], rejected[len(prompt) :]
+    """Anthropic-HH rows hold two full dialogues; the prompt is their shared prefix up to and including the
+    last "\n\nAssistant:" inside it (the dialogues may even differ in their number of turns)."""
+    shared = 0
+    for a, b in zip(chosen, rejected):
+        if a != b:
+            break
+        shared += 1
+    cut = chosen.rfind(HH_ASSISTANT, 0, shared)
+    if cut < 0 or cut + len(HH_ASSISTANT) > shared:
+        raise DataError(f"row {row_index}: HH-format chosen and rejected share no '\\n\\nAssistant:' turn")
+    end = cut + len(HH_ASSISTANT)
+    return chosen[:end], chosen[end:], rejected[end:]

@@ -1,0 +1,78 @@
+"""``mmpo eval``: score a trained reward model or policy on pair files and report calibration.
+
+Several ``--data`` files can be given; each becomes a section (the folder name for files called
+dataset.json, else the file stem) and the report adds a RewardBench-style section-averaged accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mmpo.config import DataConfig, _fill, parse_overrides
+from mmpo.data.prepare import prepare_pairs
+from mmpo.errors import ConfigError
+from mmpo.evaluation.metrics import pairwise_calibration, preference_report
+from mmpo.evaluation.reliability import plot_reliability
+from mmpo.evaluation.scoring import policy_pair_logits, reward_pair_logits
+from mmpo.models import load_causal_lm, load_reward_model, load_tokenizer
+from mmpo.training.tokenize import LengthPolicy, tokenize_policy_pairs, tokenize_reward_pairs
+
+_GENERIC_STEMS = {"dataset", "data", "test", "eval", "train"}
+
+
+def section_name(path: str) -> str:
+    p = Path(path.split(":", 1)[-1])
+    return p.parent.name if p.stem.split(".")[0] in _GENERIC_STEMS else p.stem.split(".")[0]
+
+
+def data_config_from_overrides(overrides: list[str]) -> DataConfig:
+    cfg = DataConfig()
+    _fill(cfg, parse_overrides(overrides), "data.")
+    return cfg
+
+
+def training_config_of(model_dir: str) -> dict[str, Any]:
+    """The mmpo_config.yaml saved next to a trained model, if any."""
+    path = Path(model_dir) / "mmpo_config.yaml"
+    return yaml.safe_load(path.read_text()) if path.exists() else {}
+
+
+def evaluate_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    data_cfg = data_config_from_overrides(args.data_overrides)
+    tokenizer = load_tokenizer(args.model)
+    length = LengthPolicy(args.max_length, args.max_prompt_length, "truncate")  # evaluation scores every pair
+    features: list[dict[str, Any]] = []
+    files = args.data if isinstance(args.data, list) else [args.data]
+    for path in files:
+        pairs = prepare_pairs(data_cfg, path, tokenizer, name=path)
+        if len(files) > 1 and not data_cfg.section_column:
+            for pair in pairs:
+                pair["section"] = section_name(path)
+        tokenize = tokenize_reward_pairs if args.kind == "reward" else tokenize_policy_pairs
+        features += tokenize(pairs, tokenizer, length)
+    if args.kind == "reward":
+        model = load_reward_model(args.model)
+        logits = reward_pair_logits(model, features, tokenizer.pad_token_id, args.batch_size)
+    else:
+        trained = training_config_of(args.model)
+        beta = args.beta if args.beta is not None else trained.get("loss", {}).get("beta")
+        reference_name = args.ref_model or trained.get("model")
+        if beta is None or not reference_name:
+            raise ConfigError("policy eval needs --beta and --ref-model (no mmpo_config.yaml next to the model)")
+        logits = policy_pair_logits(load_causal_lm(args.model), load_causal_lm(reference_name), features,
+                                    tokenizer.pad_token_id, beta, args.batch_size)
+    margins = [f["margin"] for f in features]
+    sections = [f["section"] for f in features]
+    report = preference_report(logits, margins, args.gamma, args.bins, sections)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        report["reliability_png"] = str(plot_reliability(
+            {Path(args.model).name: pairwise_calibration(logits, margins, args.bins)}, out / "reliability.png"))
+        (out / "report.json").write_text(json.dumps(report, indent=2))
+    return report

@@ -1,0 +1,167 @@
+"""Loading the shared data and clear errors on bad rows (row number and column named, no silent drops)."""
+
+import json
+import math
+
+import pytest
+
+from mmpo.config import DataConfig
+from mmpo.data import PairBuilder, load_records, prepare_pairs, sample_pairs
+from mmpo.errors import DataError
+from mmpo.margins import log_vote_ratio
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def good_row(i=0, sc=8.0, sr=6.0):
+    return {"prompt": f"question {i}", "chosen": f"good answer {i}", "rejected": f"bad answer {i}",
+            "score_chosen": sc, "score_rejected": sr}
+
+
+def build(rows, tmp_path, **cfg):
+    return PairBuilder(DataConfig(**cfg)).build(load_records(write_jsonl(tmp_path / "d.jsonl", rows)))
+
+
+def test_ultrafeedback_nested_metadata_scores(shared_data):
+    cfg = DataConfig(on_empty="drop")
+    pairs = prepare_pairs(cfg, str(shared_data / "ultrafeedback" / "train_clean.jsonl"))
+    raw = [json.loads(line) for line in (shared_data / "ultrafeedback" / "train_clean.jsonl").open()]
+    assert len(pairs) == 998  # rows 478 and 833 have an empty response, dropped because on_empty=drop
+    by_row = {p["source_row"]: p for p in pairs}
+    for i in (0, 1, 500, 999):
+        meta = raw[i]["metadata"]
+        assert by_row[i]["margin"] == meta["score_chosen"] - meta["score_rejected"]
+        assert by_row[i]["chosen"] == raw[i]["chosen"]
+    assert sum(p["margin"] == 0 for p in pairs) == 111
+
+
+def test_ultrafeedback_empty_response_is_an_error_by_default(shared_data):
+    with pytest.raises(DataError, match=r"row 478: column 'rejected' is empty"):
+        prepare_pairs(DataConfig(), str(shared_data / "ultrafeedback" / "train_clean.jsonl"))
+
+
+def test_rating_columns_of_the_1k_sample(shared_data):
+    pairs = prepare_pairs(DataConfig(on_empty="drop"), str(shared_data / "ultrafeedback" / "ultrafeedback_sample_1k.jsonl"))
+    assert len(pairs) > 900
+    assert all(p["margin"] >= 0 for p in pairs)
+
+
+def test_hh_dialogues_are_split_into_prompt_and_responses(shared_data):
+    cfg = DataConfig(margin_source="constant")
+    pairs = prepare_pairs(cfg, str(shared_data / "hh_rlhf" / "helpful-base_test.jsonl.gz"), max_samples=50)
+    assert len(pairs) == 50
+    for p in pairs:
+        assert p["prompt"].startswith("\n\nHuman:") and p["prompt"].endswith("\n\nAssistant:")
+        assert "\n\nAssistant:" not in p["chosen"][:1]
+
+
+def test_llmbar_labels_choose_the_winner(shared_data):
+    path = shared_data / "llmbar" / "Natural" / "dataset.json"
+    raw = json.loads(path.read_text())
+    cfg = DataConfig(prompt_column="input", chosen_column="output_1", rejected_column="output_2",
+                     label_column="label", margin_source="constant")
+    pairs = prepare_pairs(cfg, str(path))
+    assert len(pairs) == len(raw)
+    for pair, row in zip(pairs, raw):
+        winner = row["output_1"] if str(row["label"]) == "1" else row["output_2"]
+        assert pair["chosen"] == winner and pair["margin"] == 1.0
+
+
+def test_pandalm_annotator_votes_with_ties(shared_data):
+    cfg = DataConfig(prompt_column="instruction", chosen_column="response1", rejected_column="response2",
+                     margin_source="annotators", annotator_columns=["annotator1", "annotator2", "annotator3"],
+                     on_negative="swap", on_tie="soft", on_empty="drop")
+    pairs, stats = PairBuilder(cfg).build(load_records(str(shared_data / "pandalm" / "testset-v1.json")))
+    raw = json.loads((shared_data / "pandalm" / "testset-v1.json").read_text())
+    row = raw[pairs[0]["source_row"]]
+    votes = [int(row[f"annotator{k}"]) for k in (1, 2, 3)]
+    a, b = votes.count(1), votes.count(2)
+    assert pairs[0]["margin"] == pytest.approx(abs(log_vote_ratio(max(a, b), min(a, b))))
+    assert stats.ties > 0 and stats.swapped > 0
+    assert all(p["margin"] >= 0 for p in pairs)
+
+
+def test_missing_column_lists_present_columns(tmp_path):
+    rows = [{"prompt": "q", "chosen": "a", "score_chosen": 1, "score_rejected": 0}]
+    with pytest.raises(DataError, match=r"missing column\(s\) \['rejected'\].*columns present"):
+        build(rows, tmp_path)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "seven"])
+def test_bad_scores_name_row_and_column(tmp_path, bad):
+    rows = [good_row(0), good_row(1, sc=bad)]
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(json.dumps(r, allow_nan=True) for r in rows) + "\n")
+    with pytest.raises(DataError, match=r"row 1: score column 'score_chosen'"):
+        PairBuilder(DataConfig()).build(load_records(str(path)))
+
+
+def test_chosen_below_rejected_is_an_error_unless_configured(tmp_path):
+    rows = [good_row(0), good_row(1, sc=3.0, sr=7.0)]
+    with pytest.raises(DataError, match=r"row 1: chosen is scored below rejected \(margin -4\)"):
+        build(rows, tmp_path)
+    pairs, stats = build(rows, tmp_path, on_negative="swap")
+    assert pairs[1]["chosen"] == "bad answer 1" and pairs[1]["margin"] == 4.0 and stats.swapped == 1
+    pairs, stats = build(rows, tmp_path, on_negative="drop")
+    assert [p["source_row"] for p in pairs] == [0] and stats.dropped_negative == [1]
+
+
+def test_ties_are_soft_by_default_and_can_be_refused(tmp_path):
+    rows = [good_row(0), good_row(1, sc=5.0, sr=5.0)]
+    pairs, stats = build(rows, tmp_path)
+    assert pairs[1]["margin"] == 0.0 and stats.ties == 1
+    with pytest.raises(DataError, match="row 1: chosen and rejected are tied"):
+        build(rows, tmp_path, on_tie="error")
+    pairs, stats = build(rows, tmp_path, on_tie="drop")
+    assert len(pairs) == 1 and stats.dropped_ties == [1]
+
+
+def test_empty_response_names_row(tmp_path):
+    rows = [good_row(0), {**good_row(1), "chosen": "   "}]
+    with pytest.raises(DataError, match=r"row 1: column 'chosen' is empty"):
+        build(rows, tmp_path)
+
+
+def test_votes_use_log_ratio(tmp_path):
+    rows = [{"prompt": "q", "chosen": "a", "rejected": "b", "score_A": 30, "score_B": 2}]
+    pairs, _ = build(rows, tmp_path, margin_source="votes")
+    assert pairs[0]["margin"] == pytest.approx(math.log(31 / 3))
+
+
+def test_conversational_rows_use_the_chat_template(tmp_path, smollm2_tokenizer):
+    rows = [{"prompt": [{"role": "user", "content": "Hi there"}],
+             "chosen": [{"role": "assistant", "content": "Hello!"}],
+             "rejected": [{"role": "assistant", "content": "Go away."}], "score_chosen": 9, "score_rejected": 2}]
+    pairs, _ = PairBuilder(DataConfig(), smollm2_tokenizer).build(load_records(write_jsonl(tmp_path / "c.jsonl", rows)))
+    assert pairs[0]["prompt"].endswith("<|im_start|>assistant\n")
+    assert pairs[0]["chosen"].startswith("Hello!") and pairs[0]["rejected"].startswith("Go away.")
+
+
+def test_unknown_file_type_and_missing_file(tmp_path):
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(DataError, match="cannot tell the format"):
+        load_records(str(tmp_path / "x.txt"))
+    with pytest.raises(DataError, match="does not exist"):
+        load_records(str(tmp_path / "nope.jsonl"))
+
+
+def test_parquet_loads(tmp_path):
+    import datasets
+
+    datasets.Dataset.from_list([good_row(0), good_row(1)]).to_parquet(str(tmp_path / "d.parquet"))
+    assert len(load_records(str(tmp_path / "d.parquet"))) == 2
+
+
+def test_shp_style_sampling():
+    pairs = [{"prompt": f"p{i % 3}", "margin": float(i)} for i in range(30)]
+    capped = sample_pairs(pairs, max_pairs_per_prompt=5, seed=1)
+    assert len(capped) == 15
+    assert all(sum(p["prompt"] == k for p in capped) == 5 for k in ("p0", "p1", "p2"))
+    assert capped == sample_pairs(pairs, max_pairs_per_prompt=5, seed=1)
+    top = sample_pairs(pairs, quartiles=[4])
+    assert min(p["margin"] for p in top) > 21 and len(top) == 7
+    with pytest.raises(DataError, match="1..4"):
+        sample_pairs(pairs, quartiles=[5])

@@ -17,8 +17,13 @@ def write_jsonl(path, rows):
 
 
 def good_row(i=0, sc=8.0, sr=6.0):
-    return {"prompt": f"question {i}", "chosen": f"good answer {i}", "rejected": f"bad answer {i}",
-            "score_chosen": sc, "score_rejected": sr}
+    return {
+        "prompt": f"question {i}",
+        "chosen": f"good answer {i}",
+        "rejected": f"bad answer {i}",
+        "score_chosen": sc,
+        "score_rejected": sr,
+    }
 
 
 def build(rows, tmp_path, **cfg):
@@ -44,7 +49,9 @@ def test_ultrafeedback_empty_response_is_an_error_by_default(shared_data):
 
 
 def test_rating_columns_of_the_1k_sample(shared_data):
-    pairs = prepare_pairs(DataConfig(on_empty="drop"), str(shared_data / "ultrafeedback" / "ultrafeedback_sample_1k.jsonl"))
+    pairs = prepare_pairs(
+        DataConfig(on_empty="drop"), str(shared_data / "ultrafeedback" / "ultrafeedback_sample_1k.jsonl")
+    )
     assert len(pairs) > 900
     assert all(p["margin"] >= 0 for p in pairs)
 
@@ -61,8 +68,13 @@ def test_hh_dialogues_are_split_into_prompt_and_responses(shared_data):
 def test_llmbar_labels_choose_the_winner(shared_data):
     path = shared_data / "llmbar" / "Natural" / "dataset.json"
     raw = json.loads(path.read_text())
-    cfg = DataConfig(prompt_column="input", chosen_column="output_1", rejected_column="output_2",
-                     label_column="label", margin_source="constant")
+    cfg = DataConfig(
+        prompt_column="input",
+        chosen_column="output_1",
+        rejected_column="output_2",
+        label_column="label",
+        margin_source="constant",
+    )
     pairs = prepare_pairs(cfg, str(path))
     assert len(pairs) == len(raw)
     for pair, row in zip(pairs, raw):
@@ -71,11 +83,22 @@ def test_llmbar_labels_choose_the_winner(shared_data):
 
 
 def test_pandalm_annotator_votes_with_ties(shared_data):
-    cfg = DataConfig(prompt_column="instruction", chosen_column="response1", rejected_column="response2",
-                     margin_source="annotators", annotator_columns=["annotator1", "annotator2", "annotator3"],
-                     on_negative="swap", on_tie="soft", on_empty="drop")
-    pairs, stats = PairBuilder(cfg).build(load_records(str(shared_data / "pandalm" / "testset-v1.json")))
-    raw = json.loads((shared_data / "pandalm" / "testset-v1.json").read_text())
+    cfg = DataConfig(
+        prompt_column="instruction",
+        chosen_column="response1",
+        rejected_column="response2",
+        margin_source="annotators",
+        annotator_columns=["annotator1", "annotator2", "annotator3"],
+        on_negative="swap",
+        on_tie="soft",
+        on_empty="drop",
+    )
+    records = load_records(str(shared_data / "pandalm" / "testset-v1.json"))
+    with pytest.raises(DataError, match=r"row 157: column 'response1' must be text .* got bool"):
+        PairBuilder(cfg).build(records)  # the real file has a few JSON booleans as responses
+    records = records.filter(lambda r: isinstance(r["response1"], str) and isinstance(r["response2"], str))
+    pairs, stats = PairBuilder(cfg).build(records)
+    raw = list(records)
     row = raw[pairs[0]["source_row"]]
     votes = [int(row[f"annotator{k}"]) for k in (1, 2, 3)]
     a, b = votes.count(1), votes.count(2)
@@ -132,9 +155,15 @@ def test_votes_use_log_ratio(tmp_path):
 
 
 def test_conversational_rows_use_the_chat_template(tmp_path, smollm2_tokenizer):
-    rows = [{"prompt": [{"role": "user", "content": "Hi there"}],
-             "chosen": [{"role": "assistant", "content": "Hello!"}],
-             "rejected": [{"role": "assistant", "content": "Go away."}], "score_chosen": 9, "score_rejected": 2}]
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": "Hi there"}],
+            "chosen": [{"role": "assistant", "content": "Hello!"}],
+            "rejected": [{"role": "assistant", "content": "Go away."}],
+            "score_chosen": 9,
+            "score_rejected": 2,
+        }
+    ]
     pairs, _ = PairBuilder(DataConfig(), smollm2_tokenizer).build(load_records(write_jsonl(tmp_path / "c.jsonl", rows)))
     assert pairs[0]["prompt"].endswith("<|im_start|>assistant\n")
     assert pairs[0]["chosen"].startswith("Hello!") and pairs[0]["rejected"].startswith("Go away.")

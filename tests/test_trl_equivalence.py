@@ -17,8 +17,14 @@ trl = pytest.importorskip("trl")
 
 def _pairs(n: int = 8) -> list[dict]:
     return [
-        {"prompt": f"Question {i}: what is {i}+{i}?", "chosen": f" It is {2 * i}.", "rejected": f" Maybe {i}, or not.",
-         "margin": 1.0 + i, "source_row": i, "section": ""}
+        {
+            "prompt": f"Question {i}: what is {i}+{i}?",
+            "chosen": f" It is {2 * i}.",
+            "rejected": f" Maybe {i}, or not.",
+            "margin": 1.0 + i,
+            "source_row": i,
+            "section": "",
+        }
         for i in range(n)
     ]
 
@@ -32,10 +38,18 @@ def trl_setup(smollm2_tokenizer, tmp_path_factory):
         for p in policy.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=generator))
     ds = datasets.Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in _pairs()])
-    args = trl.DPOConfig(output_dir=str(tmp_path_factory.mktemp("trl")), beta=0.1, loss_type=["sigmoid"],
-                         per_device_train_batch_size=4, report_to="none", use_cpu=True, max_length=64)
-    trainer = trl.DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=ds,
-                             processing_class=smollm2_tokenizer)
+    args = trl.DPOConfig(
+        output_dir=str(tmp_path_factory.mktemp("trl")),
+        beta=0.1,
+        loss_type=["sigmoid"],
+        per_device_train_batch_size=4,
+        report_to="none",
+        use_cpu=True,
+        max_length=64,
+    )
+    trainer = trl.DPOTrainer(
+        model=policy, ref_model=ref, args=args, train_dataset=ds, processing_class=smollm2_tokenizer
+    )
     return trainer, policy, ref
 
 

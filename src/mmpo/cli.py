@@ -63,9 +63,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, nargs="+", help="JSONL/JSON/parquet/CSV file(s) or saved dataset folder")
-    parser.add_argument("--set", dest="data_overrides", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="DataConfig fields, e.g. margin_source=votes chosen_column=output_1")
+    parser.add_argument(
+        "--data", required=True, nargs="+", help="JSONL/JSON/parquet/CSV file(s) or saved dataset folder"
+    )
+    parser.add_argument(
+        "--set",
+        dest="data_overrides",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="DataConfig fields, e.g. margin_source=votes chosen_column=output_1",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -106,11 +106,16 @@ class RunConfig:
 
     kind: str = "reward"
     model: str = "bundled:all-minilm-l6-v2"
+    # reward models only: fine-tune a sequence-classification model, or train an MLP head on frozen,
+    # cached sentence embeddings of `model` (CPU-sized; see mmpo.reward_head)
+    reward_head: str = "sequence_classification"  # sequence_classification | frozen_encoder
+    head_hidden_dim: int = 256
+    head_dropout: float = 0.1
     trust_remote_code: bool = False
     max_length: int = 512
     max_prompt_length: int = 256
     overlong: str = "error"  # error | truncate | drop
-    reference_cache_dir: str = ""  # default: <output_dir>/../reference_cache
+    reference_cache_dir: str = ""  # reference log-probs / embeddings cache; default <output_dir>/../cache
     ece_bins: int = 10
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossSettings = field(default_factory=LossSettings)
@@ -121,6 +126,7 @@ class RunConfig:
         choices = {
             "kind": (self.kind, ("reward", "policy")),
             "overlong": (self.overlong, ("error", "truncate", "drop")),
+            "reward_head": (self.reward_head, ("sequence_classification", "frozen_encoder")),
             "data.on_tie": (self.data.on_tie, ("soft", "drop", "error")),
             "data.on_negative": (self.data.on_negative, ("error", "swap", "drop")),
             "data.on_empty": (self.data.on_empty, ("error", "drop")),
@@ -209,7 +215,9 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     return nested
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None, kind: str | None = None) -> RunConfig:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, kind: str | None = None
+) -> RunConfig:
     """Read YAML (if any), apply overrides, validate. ``kind`` from the CLI wins over the file."""
     config = RunConfig()
     if path:

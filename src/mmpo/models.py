@@ -85,6 +85,8 @@ def load_reward_model(
     return model
 
 
-def load_causal_lm(name_or_path: str, trust_remote_code: bool = False, dtype: torch.dtype | None = None) -> PreTrainedModel:
+def load_causal_lm(
+    name_or_path: str, trust_remote_code: bool = False, dtype: torch.dtype | None = None
+) -> PreTrainedModel:
     path, extra = resolve_model(name_or_path)
     return AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=dtype, **extra)

@@ -43,10 +43,19 @@ class PairStats:
     dropped_empty: list[int] | None = None
 
     def log(self, name: str) -> None:
-        logger.info("%s: %d rows -> %d pairs (%d ties kept as p=0.5, %d swapped)",
-                    name, self.rows_in, self.pairs_out, self.ties, self.swapped)
-        for what, rows in (("tied", self.dropped_ties), ("chosen-below-rejected", self.dropped_negative),
-                           ("empty-response", self.dropped_empty)):
+        logger.info(
+            "%s: %d rows -> %d pairs (%d ties kept as p=0.5, %d swapped)",
+            name,
+            self.rows_in,
+            self.pairs_out,
+            self.ties,
+            self.swapped,
+        )
+        for what, rows in (
+            ("tied", self.dropped_ties),
+            ("chosen-below-rejected", self.dropped_negative),
+            ("empty-response", self.dropped_empty),
+        ):
             if rows:
                 logger.warning("%s: dropped %d %s rows as configured (first: %s)", name, len(rows), what, rows[:10])
 
@@ -67,7 +76,9 @@ def _text(row: Mapping[str, Any], column: str, row_index: int) -> Any:
         if not value or not any(str(m.get("content", "")).strip() for m in value if isinstance(m, Mapping)):
             raise EmptyText(f"row {row_index}: column {column!r} has no message with content")
     else:
-        raise DataError(f"row {row_index}: column {column!r} must be text or a list of messages, got {type(value).__name__}")
+        raise DataError(
+            f"row {row_index}: column {column!r} must be text or a list of messages, got {type(value).__name__}"
+        )
     return value
 
 
@@ -170,16 +181,30 @@ class PairBuilder:
                 stats.swapped += 1
             if margin == 0:
                 if cfg.on_tie == "error":
-                    raise DataError(f"row {i}: chosen and rejected are tied (margin 0); set data.on_tie to 'soft' or 'drop'")
+                    raise DataError(
+                        f"row {i}: chosen and rejected are tied (margin 0); set data.on_tie to 'soft' or 'drop'"
+                    )
                 if cfg.on_tie == "drop":
                     stats.dropped_ties.append(i)
                     continue
                 stats.ties += 1
             prompt_text, chosen_text = render_prompt_and_response(prompt, chosen, self.tokenizer, i)
             _, rejected_text = render_prompt_and_response(prompt, rejected, self.tokenizer, i)
-            section = str(get_field(row, cfg.section_column)) if cfg.section_column and has_field(row, cfg.section_column) else ""
-            pairs.append({"prompt": prompt_text, "chosen": chosen_text, "rejected": rejected_text,
-                          "margin": float(margin) * cfg.margin_scale, "source_row": i, "section": section})
+            section = (
+                str(get_field(row, cfg.section_column))
+                if cfg.section_column and has_field(row, cfg.section_column)
+                else ""
+            )
+            pairs.append(
+                {
+                    "prompt": prompt_text,
+                    "chosen": chosen_text,
+                    "rejected": rejected_text,
+                    "margin": float(margin) * cfg.margin_scale,
+                    "source_row": i,
+                    "section": section,
+                }
+            )
         if cfg.margin_source == "similarity":
             self._fill_similarity_margins(pairs, stats)
         stats.pairs_out = len(pairs)

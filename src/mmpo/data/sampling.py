@@ -51,6 +51,8 @@ def sample_pairs(
             by_prompt[pair["prompt"]].append(index)
         chosen: set[int] = set()
         for indices in by_prompt.values():
-            chosen.update(indices if len(indices) <= max_pairs_per_prompt else rng.sample(indices, max_pairs_per_prompt))
+            chosen.update(
+                indices if len(indices) <= max_pairs_per_prompt else rng.sample(indices, max_pairs_per_prompt)
+            )
         kept = [pair for index, pair in enumerate(kept) if index in chosen]
     return kept

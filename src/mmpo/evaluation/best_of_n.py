@@ -41,8 +41,10 @@ def best_of_n_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if not isinstance(prompt, str):
             raise DataError(f"row {i}: column {args.prompt_column!r} is missing")
         # Score each candidate against the first one: r_k - r_0 ranks candidates exactly like r_k.
-        pairs = [{"prompt": prompt, "chosen": c, "rejected": candidates[0], "margin": 0.0, "source_row": i,
-                  "section": ""} for c in candidates]
+        pairs = [
+            {"prompt": prompt, "chosen": c, "rejected": candidates[0], "margin": 0.0, "source_row": i, "section": ""}
+            for c in candidates
+        ]
         features = tokenize_reward_pairs(pairs, tokenizer, length)
         rewards = reward_pair_logits(model, features, tokenizer.pad_token_id, args.batch_size).tolist()
         best = select_best(rewards)
@@ -54,11 +56,13 @@ def best_of_n_from_args(args: argparse.Namespace) -> dict[str, Any]:
             judge_best.append(max(scores))
     report: dict[str, Any] = {"rows": len(selected)}
     if judge_selected:
-        report.update({
-            "judge_score_selected": float(torch.tensor(judge_selected).mean()),
-            "judge_score_random": float(torch.tensor(judge_mean).mean()),
-            "judge_score_oracle": float(torch.tensor(judge_best).mean()),
-        })
+        report.update(
+            {
+                "judge_score_selected": float(torch.tensor(judge_selected).mean()),
+                "judge_score_random": float(torch.tensor(judge_mean).mean()),
+                "judge_score_oracle": float(torch.tensor(judge_best).mean()),
+            }
+        )
     if args.out:
         Path(args.out).write_text("".join(json.dumps(s) + "\n" for s in selected))
     return report

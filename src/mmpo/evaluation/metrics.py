@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import torch
 
-
 from mmpo.losses.pairwise import soft_bce_with_logits
 from mmpo.losses.targets import target_probability
 
@@ -134,5 +133,3 @@ def preference_report(logits, margins, gamma: float, n_bins: int = 10, sections:
         report["section_weighted_accuracy"] = score
         report.update({f"accuracy/{name}": acc for name, acc in per_section.items()})
     return report
-
-

@@ -64,15 +64,24 @@ def evaluate_from_args(args: argparse.Namespace) -> dict[str, Any]:
         reference_name = args.ref_model or trained.get("model")
         if beta is None or not reference_name:
             raise ConfigError("policy eval needs --beta and --ref-model (no mmpo_config.yaml next to the model)")
-        logits = policy_pair_logits(load_causal_lm(args.model), load_causal_lm(reference_name), features,
-                                    tokenizer.pad_token_id, beta, args.batch_size)
+        logits = policy_pair_logits(
+            load_causal_lm(args.model),
+            load_causal_lm(reference_name),
+            features,
+            tokenizer.pad_token_id,
+            beta,
+            args.batch_size,
+        )
     margins = [f["margin"] for f in features]
     sections = [f["section"] for f in features]
     report = preference_report(logits, margins, args.gamma, args.bins, sections)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        report["reliability_png"] = str(plot_reliability(
-            {Path(args.model).name: pairwise_calibration(logits, margins, args.bins)}, out / "reliability.png"))
+        report["reliability_png"] = str(
+            plot_reliability(
+                {Path(args.model).name: pairwise_calibration(logits, margins, args.bins)}, out / "reliability.png"
+            )
+        )
         (out / "report.json").write_text(json.dumps(report, indent=2))
     return report

@@ -13,8 +13,9 @@ from mmpo.training.reward_trainer import score_sequences
 
 
 @torch.no_grad()
-def reward_pair_logits(model: torch.nn.Module, features: list[dict[str, Any]], pad_token_id: int,
-                       batch_size: int = 16) -> torch.Tensor:
+def reward_pair_logits(
+    model: torch.nn.Module, features: list[dict[str, Any]], pad_token_id: int, batch_size: int = 16
+) -> torch.Tensor:
     """h = r(chosen) - r(rejected) for every pair, (N,)."""
     model.eval()
     device = next(model.parameters()).device
@@ -27,8 +28,14 @@ def reward_pair_logits(model: torch.nn.Module, features: list[dict[str, Any]], p
     return torch.cat(out)
 
 
-def policy_pair_logits(policy: torch.nn.Module, reference: torch.nn.Module, features: list[dict[str, Any]],
-                       pad_token_id: int, beta: float, batch_size: int = 8) -> torch.Tensor:
+def policy_pair_logits(
+    policy: torch.nn.Module,
+    reference: torch.nn.Module,
+    features: list[dict[str, Any]],
+    pad_token_id: int,
+    beta: float,
+    batch_size: int = 8,
+) -> torch.Tensor:
     """h = beta * (log-ratio of chosen - log-ratio of rejected): the policy's implicit reward margin."""
     pc, pr = compute_reference_logps(policy, features, pad_token_id, batch_size)
     rc, rr = compute_reference_logps(reference, features, pad_token_id, batch_size)

@@ -41,7 +41,9 @@ class PairwiseTrainer(Trainer):
             self._train_logits.append(self.accelerator.gather(logits.detach().float()).cpu())
             self._train_margins.append(self.accelerator.gather(inputs["margin"].detach().float()).cpu())
             for key, value in extra.items():
-                self._train_extra.setdefault(key, []).append(self.accelerator.gather(value.detach().float()).mean().item())
+                self._train_extra.setdefault(key, []).append(
+                    self.accelerator.gather(value.detach().float()).mean().item()
+                )
         return (loss, {"logits": logits}) if return_outputs else loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):  # noqa: D102
@@ -56,7 +58,9 @@ class PairwiseTrainer(Trainer):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add accuracy/ECE/implicit margin of the training pairs seen since the last log."""
         if "loss" in logs and self._train_logits:
-            report = preference_report(torch.cat(self._train_logits), torch.cat(self._train_margins), self.gamma, self.ece_bins)
+            report = preference_report(
+                torch.cat(self._train_logits), torch.cat(self._train_margins), self.gamma, self.ece_bins
+            )
             for key in ("accuracy", "ece", "implicit_margin"):
                 logs[key] = round(report[key], 6)
             for key, values in self._train_extra.items():
@@ -70,7 +74,10 @@ def make_compute_metrics(gamma: float, ece_bins: int):
 
     def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
         report = preference_report(
-            torch.as_tensor(prediction.predictions).flatten(), torch.as_tensor(prediction.label_ids).flatten(), gamma, ece_bins
+            torch.as_tensor(prediction.predictions).flatten(),
+            torch.as_tensor(prediction.label_ids).flatten(),
+            gamma,
+            ece_bins,
         )
         return {k: v for k, v in report.items() if isinstance(v, float)}
 

@@ -51,3 +51,17 @@ class PolicyCollator:
             batch["ref_chosen_logps"] = torch.tensor([f["ref_chosen_logps"] for f in features], dtype=torch.float32)
             batch["ref_rejected_logps"] = torch.tensor([f["ref_rejected_logps"] for f in features], dtype=torch.float32)
         return batch
+
+
+@dataclass
+class EmbeddingPairCollator:
+    """For the frozen-encoder reward head: stacked [chosen; rejected] response embeddings, prompt repeated."""
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        prompts = torch.tensor([f["prompt_embedding"] for f in features], dtype=torch.float32)
+        responses = [f["chosen_embedding"] for f in features] + [f["rejected_embedding"] for f in features]
+        return {
+            "prompt_embedding": torch.cat([prompts, prompts]),
+            "response_embedding": torch.tensor(responses, dtype=torch.float32),
+            "margin": torch.tensor([f["margin"] for f in features], dtype=torch.float32),
+        }

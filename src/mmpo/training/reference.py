@@ -39,8 +39,16 @@ def model_fingerprint(model: torch.nn.Module) -> str:
 def features_fingerprint(features: list[dict[str, Any]]) -> str:
     digest = hashlib.sha256()
     for f in features:
-        digest.update(json.dumps([f["chosen_input_ids"], f["chosen_completion_mask"],
-                                  f["rejected_input_ids"], f["rejected_completion_mask"]]).encode())
+        digest.update(
+            json.dumps(
+                [
+                    f["chosen_input_ids"],
+                    f["chosen_completion_mask"],
+                    f["rejected_input_ids"],
+                    f["rejected_completion_mask"],
+                ]
+            ).encode()
+        )
     return digest.hexdigest()[:24]
 
 
@@ -65,8 +73,11 @@ def compute_reference_logps(
         for batch_ids in tqdm(batches, desc="reference log-probs", disable=not state.is_local_main_process):
             batch = collate([features[i] for i in batch_ids])
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(input_ids=batch["input_ids"].to(device),
-                               attention_mask=batch["attention_mask"].to(device), use_cache=False).logits
+                logits = model(
+                    input_ids=batch["input_ids"].to(device),
+                    attention_mask=batch["attention_mask"].to(device),
+                    use_cache=False,
+                ).logits
             logps, _ = completion_logps(logits, batch["input_ids"].to(device), batch["completion_mask"].to(device))
             chosen, rejected = logps.float().cpu().chunk(2)
             results.extend(zip(batch_ids, chosen.tolist(), rejected.tolist(), strict=True))

@@ -25,5 +25,5 @@ class RewardTrainer(PairwiseTrainer):
 
 def score_sequences(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Rewards (N,) of collated sequences; shared by training, evaluation and best-of-n."""
-    keys = ("input_ids", "attention_mask", "token_type_ids")
+    keys = ("input_ids", "attention_mask", "token_type_ids", "prompt_embedding", "response_embedding")
     return model(**{k: batch[k] for k in keys if k in batch}).logits.squeeze(-1).float()

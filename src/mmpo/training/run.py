@@ -16,13 +16,16 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from mmpo.config import RunConfig, config_to_dict
 from mmpo.data.prepare import prepare_pairs
+from mmpo.embeddings import SentenceEmbedder
 from mmpo.evaluation.metrics import pairwise_calibration
 from mmpo.evaluation.reliability import plot_margin_history, plot_reliability
 from mmpo.losses.policy import PolicyLossConfig
 from mmpo.losses.reward import RewardLossConfig
 from mmpo.models import load_causal_lm, load_reward_model, load_tokenizer
+from mmpo.reward_head import FrozenEncoderRewardHead
 from mmpo.training.arguments import build_training_arguments
-from mmpo.training.collators import PolicyCollator, RewardCollator
+from mmpo.training.collators import EmbeddingPairCollator, PolicyCollator, RewardCollator
+from mmpo.training.embedding_features import embed_pairs
 from mmpo.training.lora import maybe_wrap_lora
 from mmpo.training.policy_trainer import PolicyTrainer
 from mmpo.training.reference import attach_reference_logps, cached_reference_logps
@@ -61,13 +64,28 @@ def resolve_resume(cfg: RunConfig) -> str | None:
     return get_last_checkpoint(str(out)) if out.is_dir() else None
 
 
+def cache_dir(cfg: RunConfig) -> str:
+    """Where reference log-probs and embeddings are cached: shared by sibling runs (sweeps, baselines)."""
+    return cfg.reference_cache_dir or str(Path(cfg.train.output_dir).parent / "cache")
+
+
+def uses_frozen_encoder(cfg: RunConfig) -> bool:
+    return cfg.kind == "reward" and cfg.reward_head == "frozen_encoder"
+
+
 def _build_trainer(cfg: RunConfig, tokenizer, train_features, eval_features):
     args = build_training_arguments(cfg.train)
     if cfg.kind == "reward":
-        model = load_reward_model(cfg.model, cfg.trust_remote_code)
-        model = maybe_wrap_lora(model, cfg.lora, "SEQ_CLS")
         loss = RewardLossConfig(cfg.loss.loss_type, cfg.loss.gamma, cfg.loss.label_smoothing)
-        trainer_cls, collator = RewardTrainer, RewardCollator(tokenizer.pad_token_id)
+        trainer_cls = RewardTrainer
+        if uses_frozen_encoder(cfg):
+            dim = len(train_features[0]["prompt_embedding"])
+            model = FrozenEncoderRewardHead(dim, cfg.head_hidden_dim, cfg.head_dropout)
+            collator = EmbeddingPairCollator()
+        else:
+            model = load_reward_model(cfg.model, cfg.trust_remote_code)
+            model = maybe_wrap_lora(model, cfg.lora, "SEQ_CLS")
+            collator = RewardCollator(tokenizer.pad_token_id)
     else:
         model = load_causal_lm(cfg.model, cfg.trust_remote_code)
         loss = PolicyLossConfig(**vars(cfg.loss))
@@ -75,12 +93,16 @@ def _build_trainer(cfg: RunConfig, tokenizer, train_features, eval_features):
             from accelerate import PartialState
 
             model.to(PartialState().device)
-            cache_dir = cfg.reference_cache_dir or str(Path(cfg.train.output_dir).parent / "reference_cache")
             for name, features in (("train", train_features), ("eval", eval_features)):
                 if features:
                     chosen, rejected, hit = cached_reference_logps(
-                        model, features, tokenizer.pad_token_id, cache_dir,
-                        cfg.train.per_device_eval_batch_size, cfg.train.bf16)
+                        model,
+                        features,
+                        tokenizer.pad_token_id,
+                        cache_dir(cfg),
+                        cfg.train.per_device_eval_batch_size,
+                        cfg.train.bf16,
+                    )
                     attach_reference_logps(features, chosen, rejected)
                     logger.info("%s reference log-probs %s", name, "from cache" if hit else "computed")
         model = maybe_wrap_lora(model, cfg.lora, "CAUSAL_LM")
@@ -103,13 +125,23 @@ def _build_trainer(cfg: RunConfig, tokenizer, train_features, eval_features):
 def load_features(cfg: RunConfig, tokenizer) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Validated, tokenised train and eval features."""
     length = LengthPolicy(cfg.max_length, cfg.max_prompt_length, cfg.overlong)
-    tokenize = tokenize_reward_pairs if cfg.kind == "reward" else tokenize_policy_pairs
-    train = tokenize(prepare_pairs(cfg.data, cfg.data.train_path, tokenizer, cfg.data.max_train_samples, "train"),
-                     tokenizer, length)
+    if uses_frozen_encoder(cfg):
+        embedder = SentenceEmbedder(cfg.model, max_length=cfg.max_length)
+
+        def featurize(pairs):
+            return embed_pairs(pairs, embedder, cache_dir(cfg))
+    else:
+        tokenize = tokenize_reward_pairs if cfg.kind == "reward" else tokenize_policy_pairs
+
+        def featurize(pairs):
+            return tokenize(pairs, tokenizer, length)
+
+    train = featurize(prepare_pairs(cfg.data, cfg.data.train_path, tokenizer, cfg.data.max_train_samples, "train"))
     evaluation: list[dict[str, Any]] = []
     if cfg.data.eval_path:
-        evaluation = tokenize(prepare_pairs(cfg.data, cfg.data.eval_path, tokenizer, cfg.data.max_eval_samples, "eval"),
-                              tokenizer, length)
+        evaluation = featurize(
+            prepare_pairs(cfg.data, cfg.data.eval_path, tokenizer, cfg.data.max_eval_samples, "eval")
+        )
     return train, evaluation
 
 
@@ -125,6 +157,8 @@ def train_from_config(cfg: RunConfig) -> TrainResult:
         logger.info("resuming from %s", resume)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(out))
+    if uses_frozen_encoder(cfg) and trainer.is_world_process_zero():
+        trainer.model.save_config(out)
     metrics: dict[str, float] = {}
     reliability = None
     logits: list[float] = []
@@ -137,7 +171,9 @@ def train_from_config(cfg: RunConfig) -> TrainResult:
         if trainer.is_world_process_zero():
             reliability = plot_reliability(
                 {cfg.loss.loss_type: pairwise_calibration(logits, margins, cfg.ece_bins)},
-                out / "reliability.png", title=f"{cfg.kind} model, eval pairs")
+                out / "reliability.png",
+                title=f"{cfg.kind} model, eval pairs",
+            )
     if trainer.is_world_process_zero():
         (out / "mmpo_config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
         (out / "eval_metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -25,8 +25,9 @@ class LengthPolicy:
     overlong: str = "error"
 
 
-def _fit(prompt_ids: list[int], response_ids: list[int], budget: int, policy: LengthPolicy, row: int,
-         what: str) -> tuple[list[int], list[int]] | None:
+def _fit(
+    prompt_ids: list[int], response_ids: list[int], budget: int, policy: LengthPolicy, row: int, what: str
+) -> tuple[list[int], list[int]] | None:
     """Shorten prompt (from the left) then response (from the right) to fit ``budget`` tokens."""
     if len(prompt_ids) + len(response_ids) <= budget:
         return prompt_ids, response_ids
@@ -46,8 +47,9 @@ def _ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def _encode_reward_input(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, policy: LengthPolicy,
-                         row: int, side: str) -> dict[str, list[int]] | None:
+def _encode_reward_input(
+    tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, policy: LengthPolicy, row: int, side: str
+) -> dict[str, list[int]] | None:
     """The tokenizer's own (prompt, response) pair encoding, e.g. [CLS] prompt [SEP] response [SEP] with
     token_type_ids for BERT. Truncation keeps the end of the prompt, then cuts the response's tail."""
     encoded = tokenizer(prompt, response)
@@ -69,7 +71,11 @@ def tokenize_reward_pairs(
     """Each pair becomes chosen_* / rejected_* encodings (input_ids, and token_type_ids if the model uses them)."""
     out, dropped = [], []
     for pair in pairs:
-        feature: dict[str, Any] = {"margin": pair["margin"], "source_row": pair["source_row"], "section": pair["section"]}
+        feature: dict[str, Any] = {
+            "margin": pair["margin"],
+            "source_row": pair["source_row"],
+            "section": pair["section"],
+        }
         for side in ("chosen", "rejected"):
             encoded = _encode_reward_input(tokenizer, pair["prompt"], pair[side], policy, pair["source_row"], side)
             if encoded is None:
@@ -90,7 +96,11 @@ def tokenize_policy_pairs(
 ) -> list[dict[str, Any]]:
     """prompt + response + EOS, with a mask marking the response tokens whose log-probs are scored."""
     eos = tokenizer.eos_token_id
-    bos = [tokenizer.bos_token_id] if getattr(tokenizer, "add_bos_token", False) and tokenizer.bos_token_id is not None else []
+    bos = (
+        [tokenizer.bos_token_id]
+        if getattr(tokenizer, "add_bos_token", False) and tokenizer.bos_token_id is not None
+        else []
+    )
     budget = policy.max_length - len(bos)
     out, dropped = [], []
     for pair in pairs:
@@ -116,5 +126,9 @@ def tokenize_policy_pairs(
 
 def _report_dropped(dropped: list[int], policy: LengthPolicy) -> None:
     if dropped:
-        logger.warning("dropped %d over-long pairs (> %d tokens) as configured (first rows: %s)",
-                       len(dropped), policy.max_length, dropped[:10])
+        logger.warning(
+            "dropped %d over-long pairs (> %d tokens) as configured (first rows: %s)",
+            len(dropped),
+            policy.max_length,
+            dropped[:10],
+        )

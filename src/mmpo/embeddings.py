@@ -1,0 +1,64 @@
+"""Sentence embeddings from a local encoder (mean pooling + L2 norm, as sentence-transformers does),
+with an on-disk cache so that a frozen encoder runs once per text across runs, seeds and baselines."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from mmpo.models import BUNDLED_ENCODER, load_encoder, resolve_model
+
+logger = logging.getLogger("mmpo")
+
+
+class SentenceEmbedder:
+    def __init__(self, model: str = BUNDLED_ENCODER, batch_size: int = 32, max_length: int = 256) -> None:
+        self.model_name = model
+        self.tokenizer, self.model = load_encoder(model)
+        self.model.eval()
+        self.batch_size = batch_size
+        self.max_length = max_length
+
+    @torch.no_grad()
+    def embed(self, texts: Sequence[str], show_progress: bool = False) -> torch.Tensor:
+        """(N, D) unit-norm embeddings."""
+        chunks = []
+        starts = range(0, len(texts), self.batch_size)
+        for start in tqdm(starts, desc="embedding", disable=not show_progress):
+            batch = self.tokenizer(
+                list(texts[start : start + self.batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            )
+            hidden = self.model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            chunks.append(F.normalize(pooled, dim=-1))
+        return torch.cat(chunks) if chunks else torch.empty(0, 0)
+
+    def cached_embed(self, texts: Sequence[str], cache_dir: str | Path | None) -> torch.Tensor:
+        """embed() through a safetensors cache keyed by (model path, max_length, texts)."""
+        if not cache_dir:
+            return self.embed(texts, show_progress=True)
+        digest = hashlib.sha256(f"{resolve_model(self.model_name)[0]}|{self.max_length}".encode())
+        for text in texts:
+            digest.update(hashlib.sha256(text.encode()).digest())
+        path = Path(cache_dir) / f"embeddings-{digest.hexdigest()[:24]}.safetensors"
+        if path.exists():
+            logger.info("embeddings: reusing cache %s", path)
+            return load_file(str(path))["embeddings"]
+        embeddings = self.embed(texts, show_progress=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file({"embeddings": embeddings.contiguous()}, str(tmp))
+        tmp.replace(path)
+        return embeddings

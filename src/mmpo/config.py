@@ -32,6 +32,8 @@ class DataConfig:
     label_column: str = ""
     section_column: str = ""
     format: str = "auto"  # auto | standard | conversational | hh
+    # plain-text prompts through the tokenizer's chat template: auto = when the tokenizer has one
+    chat_template: str = "auto"  # auto | always | never
     margin_source: str = "scores"  # scores | votes | annotators | similarity | constant
     chosen_score: str = "auto"
     rejected_score: str = "auto"
@@ -130,6 +132,7 @@ class RunConfig:
             "data.on_tie": (self.data.on_tie, ("soft", "drop", "error")),
             "data.on_negative": (self.data.on_negative, ("error", "swap", "drop")),
             "data.on_empty": (self.data.on_empty, ("error", "drop")),
+            "data.chat_template": (self.data.chat_template, ("auto", "always", "never")),
             "data.format": (self.data.format, ("auto", "standard", "conversational", "hh")),
             "data.margin_source": (
                 self.data.margin_source,

@@ -33,9 +33,15 @@ def render_prompt_and_response(
     response: str | Messages,
     tokenizer: PreTrainedTokenizerBase | None,
     row_index: int,
+    template_plain_text: bool = False,
 ) -> tuple[str, str]:
-    """Return (prompt_text, response_text) such that prompt_text + response_text is the full sequence."""
-    if isinstance(prompt, str) and isinstance(response, str):
+    """Return (prompt_text, response_text) such that prompt_text + response_text is the full sequence.
+
+    Plain-string rows stay as they are unless ``template_plain_text`` is set, in which case they are
+    treated as one user turn and one assistant turn (what an instruction-tuned policy expects)."""
+    plain = isinstance(prompt, str) and isinstance(response, str)
+    has_template = tokenizer is not None and getattr(tokenizer, "chat_template", None) is not None
+    if plain and not (template_plain_text and has_template):
         return prompt, response
     prompt_msgs = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
     response_msgs = [{"role": "assistant", "content": response}] if isinstance(response, str) else list(response)

@@ -188,8 +188,9 @@ class PairBuilder:
                     stats.dropped_ties.append(i)
                     continue
                 stats.ties += 1
-            prompt_text, chosen_text = render_prompt_and_response(prompt, chosen, self.tokenizer, i)
-            _, rejected_text = render_prompt_and_response(prompt, rejected, self.tokenizer, i)
+            wrap = cfg.chat_template == "always" or (cfg.chat_template == "auto" and self.tokenizer is not None)
+            prompt_text, chosen_text = render_prompt_and_response(prompt, chosen, self.tokenizer, i, wrap)
+            _, rejected_text = render_prompt_and_response(prompt, rejected, self.tokenizer, i, wrap)
             section = (
                 str(get_field(row, cfg.section_column))
                 if cfg.section_column and has_field(row, cfg.section_column)

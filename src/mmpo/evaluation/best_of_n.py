@@ -16,9 +16,7 @@ import torch
 
 from mmpo.data.io import load_records
 from mmpo.errors import DataError
-from mmpo.evaluation.scoring import reward_pair_logits
-from mmpo.models import load_reward_model, load_tokenizer
-from mmpo.training.tokenize import LengthPolicy, tokenize_reward_pairs
+from mmpo.evaluation.scoring import RewardPairScorer
 
 
 def select_best(rewards: list[float]) -> int:
@@ -27,9 +25,7 @@ def select_best(rewards: list[float]) -> int:
 
 def best_of_n_from_args(args: argparse.Namespace) -> dict[str, Any]:
     rows = load_records(args.data)
-    tokenizer = load_tokenizer(args.reward_model)
-    model = load_reward_model(args.reward_model)
-    length = LengthPolicy(args.max_length, max(1, args.max_length // 2), "truncate")
+    scorer = RewardPairScorer(args.reward_model, args.max_length, max(1, args.max_length // 2), args.batch_size)
     selected, judge_selected, judge_mean, judge_best = [], [], [], []
     for i, row in enumerate(rows):
         candidates = row.get(args.responses_column)
@@ -45,8 +41,7 @@ def best_of_n_from_args(args: argparse.Namespace) -> dict[str, Any]:
             {"prompt": prompt, "chosen": c, "rejected": candidates[0], "margin": 0.0, "source_row": i, "section": ""}
             for c in candidates
         ]
-        features = tokenize_reward_pairs(pairs, tokenizer, length)
-        rewards = reward_pair_logits(model, features, tokenizer.pad_token_id, args.batch_size).tolist()
+        rewards = scorer.logits(pairs).tolist()
         best = select_best(rewards)
         selected.append({"row": i, "selected": best, "response": candidates[best], "rewards": rewards})
         if args.scores_column:

@@ -18,9 +18,10 @@ from mmpo.data.prepare import prepare_pairs
 from mmpo.errors import ConfigError
 from mmpo.evaluation.metrics import pairwise_calibration, preference_report
 from mmpo.evaluation.reliability import plot_reliability
-from mmpo.evaluation.scoring import policy_pair_logits, reward_pair_logits
-from mmpo.models import load_causal_lm, load_reward_model, load_tokenizer
-from mmpo.training.tokenize import LengthPolicy, tokenize_policy_pairs, tokenize_reward_pairs
+from mmpo.evaluation.scoring import RewardPairScorer, policy_pair_logits
+from mmpo.models import load_causal_lm, load_tokenizer
+from mmpo.reward_head import is_reward_head_folder
+from mmpo.training.tokenize import LengthPolicy, tokenize_policy_pairs
 
 _GENERIC_STEMS = {"dataset", "data", "test", "eval", "train"}
 
@@ -44,21 +45,22 @@ def training_config_of(model_dir: str) -> dict[str, Any]:
 
 def evaluate_from_args(args: argparse.Namespace) -> dict[str, Any]:
     data_cfg = data_config_from_overrides(args.data_overrides)
-    tokenizer = load_tokenizer(args.model)
-    length = LengthPolicy(args.max_length, args.max_prompt_length, "truncate")  # evaluation scores every pair
-    features: list[dict[str, Any]] = []
+    head_mode = is_reward_head_folder(args.model)
+    tokenizer = None if head_mode else load_tokenizer(args.model)
+    pairs: list[dict[str, Any]] = []
     files = args.data if isinstance(args.data, list) else [args.data]
     for path in files:
-        pairs = prepare_pairs(data_cfg, path, tokenizer, name=path)
+        file_pairs = prepare_pairs(data_cfg, path, tokenizer, name=path)
         if len(files) > 1 and not data_cfg.section_column:
-            for pair in pairs:
+            for pair in file_pairs:
                 pair["section"] = section_name(path)
-        tokenize = tokenize_reward_pairs if args.kind == "reward" else tokenize_policy_pairs
-        features += tokenize(pairs, tokenizer, length)
+        pairs += file_pairs
     if args.kind == "reward":
-        model = load_reward_model(args.model)
-        logits = reward_pair_logits(model, features, tokenizer.pad_token_id, args.batch_size)
+        scorer = RewardPairScorer(args.model, args.max_length, args.max_prompt_length, args.batch_size)
+        logits = scorer.logits(pairs)
     else:
+        length = LengthPolicy(args.max_length, args.max_prompt_length, "truncate")  # evaluation scores every pair
+        features = tokenize_policy_pairs(pairs, tokenizer, length)
         trained = training_config_of(args.model)
         beta = args.beta if args.beta is not None else trained.get("loss", {}).get("beta")
         reference_name = args.ref_model or trained.get("model")
@@ -72,8 +74,8 @@ def evaluate_from_args(args: argparse.Namespace) -> dict[str, Any]:
             beta,
             args.batch_size,
         )
-    margins = [f["margin"] for f in features]
-    sections = [f["section"] for f in features]
+    margins = [p["margin"] for p in pairs]
+    sections = [p["section"] for p in pairs]
     report = preference_report(logits, margins, args.gamma, args.bins, sections)
     if args.out:
         out = Path(args.out)

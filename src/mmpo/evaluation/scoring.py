@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from tqdm.auto import tqdm
 
-from mmpo.training.collators import RewardCollator
+from mmpo.embeddings import SentenceEmbedder
+from mmpo.models import load_reward_model, load_tokenizer
+from mmpo.reward_head import is_reward_head_folder, load_reward_head
+from mmpo.training.collators import EmbeddingPairCollator, RewardCollator
+from mmpo.training.embedding_features import embed_pairs
 from mmpo.training.reference import compute_reference_logps
 from mmpo.training.reward_trainer import score_sequences
+from mmpo.training.tokenize import LengthPolicy, tokenize_reward_pairs
 
 
 @torch.no_grad()
@@ -40,3 +47,39 @@ def policy_pair_logits(
     pc, pr = compute_reference_logps(policy, features, pad_token_id, batch_size)
     rc, rr = compute_reference_logps(reference, features, pad_token_id, batch_size)
     return beta * ((pc - rc) - (pr - rr))
+
+
+class RewardPairScorer:
+    """Scores (prompt, chosen, rejected) text pairs with a trained reward model folder of either kind:
+    a sequence-classification model, or a frozen-encoder head (whose encoder is read from the
+    mmpo_config.yaml saved beside it)."""
+
+    def __init__(self, model_dir: str, max_length: int = 512, max_prompt_length: int = 256, batch_size: int = 16):
+        self.batch_size = batch_size
+        self.head_mode = is_reward_head_folder(model_dir)
+        if self.head_mode:
+            trained = yaml.safe_load((Path(model_dir) / "mmpo_config.yaml").read_text())
+            self.model = load_reward_head(model_dir)
+            self.embedder = SentenceEmbedder(trained["model"], max_length=trained["max_length"])
+        else:
+            self.tokenizer = load_tokenizer(model_dir)
+            self.model = load_reward_model(model_dir)
+            self.length = LengthPolicy(max_length, max_prompt_length, "truncate")  # evaluation scores every pair
+
+    def features(self, pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self.head_mode:
+            return embed_pairs(pairs, self.embedder, None)
+        return tokenize_reward_pairs(pairs, self.tokenizer, self.length)
+
+    @torch.no_grad()
+    def logits(self, pairs: list[dict[str, Any]]) -> torch.Tensor:
+        """h = r(chosen) - r(rejected) per pair."""
+        features = self.features(pairs)
+        if not self.head_mode:
+            return reward_pair_logits(self.model, features, self.tokenizer.pad_token_id, self.batch_size)
+        collate = EmbeddingPairCollator()
+        out = []
+        for start in range(0, len(features), self.batch_size):
+            chosen, rejected = score_sequences(self.model, collate(features[start : start + self.batch_size])).chunk(2)
+            out.append(chosen - rejected)
+        return torch.cat(out)

@@ -73,7 +73,7 @@ def uses_frozen_encoder(cfg: RunConfig) -> bool:
     return cfg.kind == "reward" and cfg.reward_head == "frozen_encoder"
 
 
-def _build_trainer(cfg: RunConfig, tokenizer, train_features, eval_features):
+def _build_trainer(cfg: RunConfig, tokenizer, train_features, eval_features, callbacks):
     args = build_training_arguments(cfg.train)
     if cfg.kind == "reward":
         loss = RewardLossConfig(cfg.loss.loss_type, cfg.loss.gamma, cfg.loss.label_smoothing)
@@ -118,7 +118,7 @@ def _build_trainer(cfg: RunConfig, tokenizer, train_features, eval_features):
         processing_class=tokenizer,
         loss_config=loss,
         ece_bins=cfg.ece_bins,
-        callbacks=[MarginHistoryPlot()],
+        callbacks=[MarginHistoryPlot(), *callbacks],
     )
 
 
@@ -145,12 +145,12 @@ def load_features(cfg: RunConfig, tokenizer) -> tuple[list[dict[str, Any]], list
     return train, evaluation
 
 
-def train_from_config(cfg: RunConfig) -> TrainResult:
+def train_from_config(cfg: RunConfig, callbacks: list[TrainerCallback] | None = None) -> TrainResult:
     """Load data and model, train (resuming if a checkpoint exists), evaluate, save safetensors."""
     torch.manual_seed(cfg.train.seed)
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
     train_features, eval_features = load_features(cfg, tokenizer)
-    trainer = _build_trainer(cfg, tokenizer, train_features, eval_features)
+    trainer = _build_trainer(cfg, tokenizer, train_features, eval_features, callbacks or [])
     out = Path(cfg.train.output_dir)
     resume = resolve_resume(cfg)
     if resume:

@@ -80,6 +80,8 @@ def load_reward_model(
     model = AutoModelForSequenceClassification.from_pretrained(
         path, num_labels=1, trust_remote_code=trust_remote_code, dtype=dtype, **extra
     )
+    if "gguf_file" in extra:
+        model = _as_plain_model(model)
     if model.config.pad_token_id is None and model.config.eos_token_id is not None:
         model.config.pad_token_id = model.config.eos_token_id
     return model

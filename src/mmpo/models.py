@@ -91,4 +91,16 @@ def load_causal_lm(
     name_or_path: str, trust_remote_code: bool = False, dtype: torch.dtype | None = None
 ) -> PreTrainedModel:
     path, extra = resolve_model(name_or_path)
-    return AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=dtype, **extra)
+    model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=dtype, **extra)
+    return _as_plain_model(model) if "gguf_file" in extra else model
+
+
+def _as_plain_model(model: PreTrainedModel) -> PreTrainedModel:
+    """transformers de-quantises GGUF weights into ordinary float tensors but keeps the model flagged as
+    quantised, which makes Trainer refuse full fine-tuning and save_pretrained write a GGUF config.
+    The weights are plain tensors, so we drop the stale flags."""
+    model.is_quantized = False
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    return model

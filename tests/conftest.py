@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
+
+from mmpo.testing import tiny_llama
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -33,24 +34,6 @@ def minilm_tokenizer():
     from mmpo.models import BUNDLED_ENCODER, load_tokenizer
 
     return load_tokenizer(BUNDLED_ENCODER)
-
-
-def tiny_llama(vocab_size: int, seed: int = 0):
-    """A 2-layer Llama with SmolLM2's vocabulary: real architecture and tokenizer, CPU-fast."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-    )
-    return LlamaForCausalLM(config)
 
 
 @pytest.fixture()

@@ -35,7 +35,7 @@ def reward_config(tmp_path, shared_data, *overrides):
             "train.report_to=[none]",
             "train.disable_tqdm=true",
             f"train.output_dir={tmp_path}/run",
-            f"reference_cache_dir={tmp_path}/cache",
+            f"cache_dir={tmp_path}/cache",
             *overrides,
         ],
     )
@@ -110,7 +110,7 @@ def policy_config(tmp_path, model_dir, *overrides):
             "train.report_to=[none]",
             "train.disable_tqdm=true",
             f"train.output_dir={tmp_path}/policy",
-            f"reference_cache_dir={tmp_path}/refcache",
+            f"cache_dir={tmp_path}/refcache",
             *overrides,
         ],
     )

@@ -6,9 +6,9 @@ import math
 import datasets
 import pytest
 import torch
-from conftest import tiny_llama
 
 from mmpo.losses import PolicyLossConfig, policy_loss
+from mmpo.testing import tiny_llama
 from mmpo.training.logprobs import completion_logps
 from mmpo.training.tokenize import LengthPolicy, tokenize_policy_pairs
 

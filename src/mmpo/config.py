@@ -117,7 +117,7 @@ class RunConfig:
     max_length: int = 512
     max_prompt_length: int = 256
     overlong: str = "error"  # error | truncate | drop
-    reference_cache_dir: str = ""  # reference log-probs / embeddings cache; default <output_dir>/../cache
+    cache_dir: str = ""  # reference log-probs and embeddings cache; default <output_dir>/../cache
     ece_bins: int = 10
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossSettings = field(default_factory=LossSettings)

@@ -29,7 +29,7 @@ def build_training_arguments(settings: TrainSettings) -> TrainingArguments:
         max_grad_norm=settings.max_grad_norm,
         bf16=settings.bf16,
         use_cpu=not torch.cuda.is_available(),
-        gradient_checkpointing=settings.gradient_checkpointing,
+        activation_checkpointing=settings.gradient_checkpointing,  # transformers 5 name of gradient checkpointing
         logging_steps=settings.logging_steps,
         logging_first_step=True,
         eval_strategy=eval_strategy,

@@ -64,9 +64,9 @@ def resolve_resume(cfg: RunConfig) -> str | None:
     return get_last_checkpoint(str(out)) if out.is_dir() else None
 
 
-def cache_dir(cfg: RunConfig) -> str:
+def resolve_cache_dir(cfg: RunConfig) -> str:
     """Where reference log-probs and embeddings are cached: shared by sibling runs (sweeps, baselines)."""
-    return cfg.reference_cache_dir or str(Path(cfg.train.output_dir).parent / "cache")
+    return cfg.cache_dir or str(Path(cfg.train.output_dir).parent / "cache")
 
 
 def uses_frozen_encoder(cfg: RunConfig) -> bool:
@@ -99,7 +99,7 @@ def _build_trainer(cfg: RunConfig, tokenizer, train_features, eval_features, cal
                         model,
                         features,
                         tokenizer.pad_token_id,
-                        cache_dir(cfg),
+                        resolve_cache_dir(cfg),
                         cfg.train.per_device_eval_batch_size,
                         cfg.train.bf16,
                     )
@@ -129,7 +129,7 @@ def load_features(cfg: RunConfig, tokenizer) -> tuple[list[dict[str, Any]], list
         embedder = SentenceEmbedder(cfg.model, max_length=cfg.max_length)
 
         def featurize(pairs):
-            return embed_pairs(pairs, embedder, cache_dir(cfg))
+            return embed_pairs(pairs, embedder, resolve_cache_dir(cfg))
     else:
         tokenize = tokenize_reward_pairs if cfg.kind == "reward" else tokenize_policy_pairs
 

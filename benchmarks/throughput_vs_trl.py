@@ -1,0 +1,167 @@
+"""mmpo PolicyTrainer vs TRL DPOTrainer: training throughput and peak memory, same model, data and loss.
+
+Both train the same causal LM for one epoch on the same UltraFeedback pairs with the sigmoid DPO loss
+(mmpo: loss_type=mmpo, gamma=inf, shown equal to TRL's loss in tests/test_trl_equivalence.py), the same
+batch size, learning rate and max length, and both precompute reference log-probs (TRL:
+precompute_ref_log_probs=True), which is included in the timing. Each framework runs in its own
+subprocess so peak memory (GPU: max allocated; CPU: max RSS) is not shared. Prints tokens/s and the ratio.
+
+    .venv/bin/python benchmarks/throughput_vs_trl.py                # tiny Llama, CPU-sized
+    .venv/bin/python benchmarks/throughput_vs_trl.py --model smollm2 --pairs 256 --max-length 512   # on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+
+def peak_memory_mb() -> float:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_everything(args):
+    from mmpo.config import DataConfig
+    from mmpo.data.prepare import prepare_pairs
+    from mmpo.models import BUNDLED_SMOLLM2, load_causal_lm, load_tokenizer
+    from mmpo.testing import tiny_llama
+    from mmpo.training.tokenize import LengthPolicy, tokenize_policy_pairs
+
+    tokenizer = load_tokenizer(BUNDLED_SMOLLM2)
+    model = load_causal_lm(BUNDLED_SMOLLM2) if args.model == "smollm2" else tiny_llama(len(tokenizer), 0, 64, 4)
+    cfg = DataConfig(on_empty="drop", chat_template="never", shuffle_seed=0)
+    pairs = prepare_pairs(cfg, "shared:ultrafeedback/train_clean.jsonl", tokenizer, max_samples=args.pairs)
+    features = tokenize_policy_pairs(pairs, tokenizer, LengthPolicy(args.max_length, args.max_length // 2, "truncate"))
+    return tokenizer, model, features
+
+
+def run_worker(args) -> dict:
+    import datasets
+    import torch
+
+    tokenizer, model, features = load_everything(args)
+    tokens = sum(len(f["chosen_input_ids"]) + len(f["rejected_input_ids"]) for f in features)
+    common = dict(
+        output_dir=f"/tmp/mmpo_bench_{args.worker}",
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=1e-5,
+        num_train_epochs=1,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=10_000,
+        disable_tqdm=True,
+        bf16=args.bf16,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    if args.worker == "mmpo":
+        from transformers import TrainingArguments
+
+        from mmpo.losses import PolicyLossConfig
+        from mmpo.training.collators import PolicyCollator
+        from mmpo.training.policy_trainer import PolicyTrainer
+        from mmpo.training.reference import attach_reference_logps, compute_reference_logps
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        model.to(device)
+        chosen, rejected = compute_reference_logps(model, features, tokenizer.pad_token_id, args.batch_size, args.bf16)
+        attach_reference_logps(features, chosen, rejected)
+        trainer = PolicyTrainer(
+            model=model,
+            args=TrainingArguments(**common, remove_unused_columns=False, label_names=["margin"]),
+            data_collator=PolicyCollator(tokenizer.pad_token_id),
+            train_dataset=datasets.Dataset.from_list(features),
+            loss_config=PolicyLossConfig("mmpo", beta=0.1, gamma=float("inf")),
+        )
+    else:
+        from trl import DPOConfig, DPOTrainer
+
+        rows = [
+            {
+                "prompt": tokenizer.decode(f["chosen_input_ids"][: f["chosen_completion_mask"].index(1)]),
+                "chosen": tokenizer.decode(f["chosen_input_ids"][f["chosen_completion_mask"].index(1) : -1]),
+                "rejected": tokenizer.decode(f["rejected_input_ids"][f["rejected_completion_mask"].index(1) : -1]),
+            }
+            for f in features
+        ]
+        trainer = DPOTrainer(
+            model=model,
+            args=DPOConfig(
+                **common, beta=0.1, loss_type=["sigmoid"], max_length=args.max_length, precompute_ref_log_probs=True
+            ),
+            train_dataset=datasets.Dataset.from_list(rows),
+            processing_class=tokenizer,
+        )
+    trainer.train()
+    seconds = time.perf_counter() - start
+    return {
+        "framework": args.worker,
+        "tokens": tokens,
+        "seconds": seconds,
+        "tokens_per_s": tokens / seconds,
+        "peak_mb": peak_memory_mb(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=["tiny", "smollm2"], default="tiny")
+    parser.add_argument("--pairs", type=int, default=64)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--worker", choices=["mmpo", "trl"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print("RESULT " + json.dumps(run_worker(args)), flush=True)
+        return
+    results = {}
+    for framework in ("mmpo", "trl"):
+        argv = [
+            sys.executable,
+            __file__,
+            "--worker",
+            framework,
+            "--model",
+            args.model,
+            "--pairs",
+            str(args.pairs),
+            "--max-length",
+            str(args.max_length),
+            "--batch-size",
+            str(args.batch_size),
+        ]
+        argv += ["--bf16"] if args.bf16 else []
+        out = subprocess.run(argv, capture_output=True, text=True, check=False)
+        line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            sys.exit(f"{framework} worker failed:\n{out.stderr[-3000:]}")
+        results[framework] = json.loads(line[len("RESULT ") :])
+    print(
+        f"model={args.model} pairs={args.pairs} max_length={args.max_length} batch={args.batch_size} bf16={args.bf16}"
+    )
+    print("| framework | tokens | seconds | tokens/s | peak memory (MB) |")
+    print("|---|---|---|---|---|")
+    for r in results.values():
+        print(
+            f"| {r['framework']} | {r['tokens']} | {r['seconds']:.1f} | {r['tokens_per_s']:.0f} | {r['peak_mb']:.0f} |"
+        )
+    m, t = results["mmpo"], results["trl"]
+    print(
+        f"ratio mmpo/trl: throughput {m['tokens_per_s'] / t['tokens_per_s']:.2f}x, "
+        f"peak memory {m['peak_mb'] / t['peak_mb']:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

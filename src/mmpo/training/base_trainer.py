@@ -20,8 +20,12 @@ class PairwiseTrainer(Trainer):
     """Subclasses implement ``pair_losses_and_logits``."""
 
     def __init__(self, *args: Any, gamma: float = 1.0, ece_bins: int = 10, **kwargs: Any) -> None:
-        kwargs.setdefault("compute_metrics", make_compute_metrics(gamma, ece_bins))
+        kwargs.setdefault("compute_metrics", self._compute_and_keep_metrics)
         super().__init__(*args, **kwargs)
+        self._metric_fn = make_compute_metrics(gamma, ece_bins)
+        # (global_step, logits h, margins) of the latest evaluation, so callers can draw reliability
+        # diagrams without running the evaluation set through the model a second time.
+        self.last_eval: tuple[int, list[float], list[float]] | None = None
         self.gamma = gamma
         self.ece_bins = ece_bins
         self._train_logits: list[torch.Tensor] = []
@@ -54,6 +58,12 @@ class PairwiseTrainer(Trainer):
         if prediction_loss_only:
             return loss, None, None
         return loss, logits.detach().float(), inputs["margin"].detach().float()
+
+    def _compute_and_keep_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
+        logits = torch.as_tensor(prediction.predictions).flatten().tolist()
+        margins = torch.as_tensor(prediction.label_ids).flatten().tolist()
+        self.last_eval = (self.state.global_step, logits, margins)
+        return self._metric_fn(prediction)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add accuracy/ECE/implicit margin of the training pairs seen since the last log."""

@@ -17,6 +17,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from mmpo.config import RunConfig, config_to_dict
 from mmpo.data.prepare import prepare_pairs
 from mmpo.embeddings import SentenceEmbedder
+from mmpo.errors import ConfigError
 from mmpo.evaluation.metrics import pairwise_calibration
 from mmpo.evaluation.reliability import plot_margin_history, plot_reliability
 from mmpo.losses.policy import PolicyLossConfig
@@ -145,11 +146,22 @@ def load_features(cfg: RunConfig, tokenizer) -> tuple[list[dict[str, Any]], list
     return train, evaluation
 
 
+def check_margins_fit_loss(cfg: RunConfig, features: list[dict[str, Any]]) -> None:
+    """ODPO takes log(m), so a tie or negative margin would crash mid-training; refuse it up front."""
+    if cfg.kind == "policy" and cfg.loss.loss_type == "odpo":
+        bad = [f["source_row"] for f in features if f["margin"] <= 0]
+        if bad:
+            raise ConfigError(
+                f"loss_type odpo needs margin > 0 but rows {bad[:10]} have margin <= 0; set data.on_tie: drop"
+            )
+
+
 def train_from_config(cfg: RunConfig, callbacks: list[TrainerCallback] | None = None) -> TrainResult:
     """Load data and model, train (resuming if a checkpoint exists), evaluate, save safetensors."""
     torch.manual_seed(cfg.train.seed)
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
     train_features, eval_features = load_features(cfg, tokenizer)
+    check_margins_fit_loss(cfg, train_features + eval_features)
     trainer = _build_trainer(cfg, tokenizer, train_features, eval_features, callbacks or [])
     out = Path(cfg.train.output_dir)
     resume = resolve_resume(cfg)
@@ -164,10 +176,11 @@ def train_from_config(cfg: RunConfig, callbacks: list[TrainerCallback] | None = 
     logits: list[float] = []
     margins: list[float] = []
     if eval_features:
-        prediction = trainer.predict(trainer.eval_dataset, metric_key_prefix="eval")
-        metrics = prediction.metrics
-        logits = torch.as_tensor(prediction.predictions).flatten().tolist()
-        margins = torch.as_tensor(prediction.label_ids).flatten().tolist()
+        if trainer.last_eval is None or trainer.last_eval[0] != trainer.state.global_step:
+            trainer.evaluate()  # no evaluation at the final step yet (e.g. eval_steps not dividing max_steps)
+        final_eval = next(e for e in reversed(trainer.state.log_history) if "eval_loss" in e)
+        metrics = {k: v for k, v in final_eval.items() if k.startswith("eval_")}
+        _, logits, margins = trainer.last_eval
         if trainer.is_world_process_zero():
             reliability = plot_reliability(
                 {cfg.loss.loss_type: pairwise_calibration(logits, margins, cfg.ece_bins)},

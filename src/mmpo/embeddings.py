@@ -28,12 +28,19 @@ class SentenceEmbedder:
 
     @torch.no_grad()
     def embed(self, texts: Sequence[str], show_progress: bool = False) -> torch.Tensor:
-        """(N, D) unit-norm embeddings."""
-        chunks = []
-        starts = range(0, len(texts), self.batch_size)
+        """(N, D) unit-norm embeddings, in the order of ``texts``.
+
+        Texts are batched in order of length so that a batch pads to similar lengths (several times
+        less padding on real data than arbitrary order); results are put back in input order."""
+        if not texts:
+            return torch.empty(0, 0)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        pooled_in_order = []
+        starts = range(0, len(order), self.batch_size)
         for start in tqdm(starts, desc="embedding", disable=not show_progress):
+            batch_ids = order[start : start + self.batch_size]
             batch = self.tokenizer(
-                list(texts[start : start + self.batch_size]),
+                [texts[i] for i in batch_ids],
                 padding=True,
                 truncation=True,
                 max_length=self.max_length,
@@ -42,8 +49,11 @@ class SentenceEmbedder:
             hidden = self.model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            chunks.append(F.normalize(pooled, dim=-1))
-        return torch.cat(chunks) if chunks else torch.empty(0, 0)
+            pooled_in_order.append(F.normalize(pooled, dim=-1))
+        stacked = torch.cat(pooled_in_order)
+        result = torch.empty_like(stacked)
+        result[torch.tensor(order)] = stacked
+        return result
 
     def cached_embed(self, texts: Sequence[str], cache_dir: str | Path | None) -> torch.Tensor:
         """embed() through a safetensors cache keyed by (model path, max_length, texts)."""

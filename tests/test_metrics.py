@@ -1,0 +1,74 @@
+"""Evaluation metrics against hand computation."""
+
+import math
+
+import pytest
+import torch
+
+from mmpo.evaluation.metrics import (
+    calibration_bins,
+    pairwise_accuracy,
+    preference_report,
+    section_weighted_accuracy,
+    soft_target_brier,
+    soft_target_nll,
+)
+from mmpo.evaluation.reliability import plot_reliability
+
+
+def test_accuracy_ignores_ties():
+    assert pairwise_accuracy([1.0, -1.0, 2.0, 5.0], [1.0, 1.0, 0.0, 2.0]) == pytest.approx(2 / 3)
+    assert math.isnan(pairwise_accuracy([1.0], [0.0]))
+
+
+def test_ece_by_hand_unsymmetrised_and_symmetrised():
+    p = [0.05, 0.15, 0.95, 0.92]
+    y = [0.0, 1.0, 1.0, 0.0]
+    # bins: [0,.1): p .05 y 0 -> |0-.05|; [.1,.2): .15 vs 1 -> .85; [.9,1]: mean p .935, acc .5 -> .435
+    plain = calibration_bins(p, y, n_bins=10, symmetric=False)
+    assert plain.ece == pytest.approx((0.05 + 0.85 + 2 * 0.435) / 4)
+    assert plain.counts[0] == 1 and plain.counts[9] == 2
+    sym = calibration_bins(p, y, n_bins=10, symmetric=True)
+    # with mirrors (1-p, 1-y): bin 0 holds (.05,0) (.05,0) (.08,1) -> |1/3 - .06|; bin 1 (.15,1) -> .85;
+    # bin 8 (.85,0) -> .85; bin 9 (.95,1) (.92,0) (.95,1) -> |2/3 - .94|
+    assert sym.ece == pytest.approx((3 * abs(1 / 3 - 0.06) + 0.85 + 0.85 + 3 * abs(2 / 3 - 0.94)) / 8)
+    assert sum(sym.counts) == 8
+
+
+def test_symmetrised_ece_does_not_depend_on_pair_order():
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(200, generator=g) * 2
+    m = torch.rand(200, generator=g) * 3 + 0.1
+    flip = torch.rand(200, generator=g) < 0.5
+    r1 = preference_report(h, m, gamma=1.0)
+    # listing the responses the other way round negates both h and m
+    r2 = preference_report(torch.where(flip, -h, h), torch.where(flip, -m, m), gamma=1.0)
+    assert r1["ece"] == pytest.approx(r2["ece"], abs=1e-12)
+    assert r1["accuracy"] == pytest.approx(r2["accuracy"])
+
+
+def test_soft_nll_and_brier_by_hand():
+    h, m, gamma = [0.5, -1.0], [1.0, 0.0], 2.0
+    p = [1 / (1 + math.exp(-2.0)), 0.5]
+    s = [1 / (1 + math.exp(-0.5)), 1 / (1 + math.exp(1.0))]
+    nll = sum(-(pi * math.log(si) + (1 - pi) * math.log(1 - si)) for pi, si in zip(p, s)) / 2
+    brier = sum((si - pi) ** 2 for pi, si in zip(p, s)) / 2
+    assert soft_target_nll(h, m, gamma) == pytest.approx(nll)
+    assert soft_target_brier(h, m, gamma) == pytest.approx(brier)
+
+
+def test_section_weighted_accuracy_averages_sections_not_pairs():
+    h = [1, 1, 1, 1, 1, 1, 1, 1, -1, -1]
+    m = [1] * 10
+    sections = ["big"] * 8 + ["small"] * 2  # big: 8/8 correct, small: 0/2
+    score, per = section_weighted_accuracy(h, m, sections)
+    assert per == {"big": 1.0, "small": 0.0}
+    assert score == pytest.approx(0.5)  # a pair-level average would say 0.8
+    weighted, _ = section_weighted_accuracy(h, m, sections, weights={"big": 3.0, "small": 1.0})
+    assert weighted == pytest.approx(0.75)
+
+
+def test_reliability_png_is_written(tmp_path):
+    bins = calibration_bins([0.2, 0.8, 0.6], [0, 1, 1])
+    path = plot_reliability({"model": bins}, tmp_path / "r.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

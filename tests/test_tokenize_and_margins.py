@@ -1,0 +1,81 @@
+"""Over-long pairs, reward-model encodings, and similarity-based margins."""
+
+import pytest
+
+from mmpo.config import DataConfig
+from mmpo.data import PairBuilder, load_records
+from mmpo.errors import DataError
+from mmpo.margins.similarity import SimilarityMarginEstimator
+from mmpo.training.tokenize import LengthPolicy, tokenize_policy_pairs, tokenize_reward_pairs
+
+LONG = {"prompt": "word " * 80, "chosen": "yes " * 60, "rejected": "no", "margin": 1.0, "source_row": 7, "section": ""}
+
+
+def test_overlong_pair_is_an_error_naming_the_row(smollm2_tokenizer):
+    with pytest.raises(DataError, match=r"row 7: prompt\+chosen is \d+ tokens, over max_length 64"):
+        tokenize_policy_pairs([LONG], smollm2_tokenizer, LengthPolicy(64, 32, "error"))
+
+
+def test_overlong_truncate_keeps_prompt_end_and_response_start(smollm2_tokenizer):
+    (feature,) = tokenize_policy_pairs([LONG], smollm2_tokenizer, LengthPolicy(64, 32, "truncate"))
+    ids, mask = feature["chosen_input_ids"], feature["chosen_completion_mask"]
+    assert len(ids) == 64 and mask.count(0) == 32 and mask[-1] == 1
+    assert smollm2_tokenizer.decode(ids[32:]).startswith("yes")
+
+
+def test_overlong_drop_reports_and_skips(smollm2_tokenizer, caplog):
+    short = {**LONG, "prompt": "hi", "chosen": "yes", "source_row": 8}
+    out = tokenize_policy_pairs([LONG, short], smollm2_tokenizer, LengthPolicy(64, 32, "drop"))
+    assert [f["source_row"] for f in out] == [8]
+    assert "dropped 1 over-long pairs" in caplog.text
+
+
+def test_reward_encoding_uses_pair_template_and_fits(minilm_tokenizer):
+    (feature,) = tokenize_reward_pairs([LONG], minilm_tokenizer, LengthPolicy(48, 16, "truncate"))
+    ids = feature["chosen_input_ids"]
+    assert len(ids) == 48
+    assert ids[0] == minilm_tokenizer.cls_token_id and ids.count(minilm_tokenizer.sep_token_id) == 2
+    assert set(feature["chosen_token_type_ids"]) == {0, 1}
+
+
+def test_similarity_margins():
+    estimator = SimilarityMarginEstimator()
+    same = "The capital of France is Paris."
+    margins = estimator.margins(
+        [same, same, "Paris is the capital of France."],
+        [same, "I like turtles and long walks.", "The capital of France is Paris."],
+        scale=2.0,
+    )
+    assert margins[0] == pytest.approx(0.0, abs=1e-5)
+    assert margins[1] > 1.0  # unrelated: cosine near 0 -> margin near scale
+    assert 0 < margins[2] < 0.4  # paraphrase: small margin, a soft preference
+
+
+def test_similarity_source_in_pair_builder_keeps_label_direction_and_ties(tmp_path):
+    import json
+
+    rows = [
+        {"q": "Capital of France?", "a": "Paris.", "b": "I like turtles.", "label": "1"},
+        {"q": "Capital of France?", "a": "I like turtles.", "b": "Paris.", "label": "2"},
+        {"q": "Capital of France?", "a": "Paris.", "b": "It is Paris.", "label": "0"},
+    ]
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = DataConfig(
+        prompt_column="q", chosen_column="a", rejected_column="b", label_column="label", margin_source="similarity"
+    )
+    pairs, stats = PairBuilder(cfg).build(load_records(str(path)))
+    assert pairs[0]["chosen"] == "Paris." and pairs[1]["chosen"] == "Paris."
+    assert pairs[0]["margin"] == pytest.approx(pairs[1]["margin"]) and pairs[0]["margin"] > 0.5
+    assert pairs[2]["margin"] == 0.0 and stats.ties == 1
+
+
+def test_length_sorted_embedding_keeps_input_order():
+    from mmpo.embeddings import SentenceEmbedder
+
+    embedder = SentenceEmbedder(batch_size=2)
+    texts = ["a much longer sentence about the weather in spring", "short", "medium length text", "x"]
+    together = embedder.embed(texts)
+    one_by_one = [embedder.embed([t])[0] for t in texts]
+    for row, single in zip(together, one_by_one):
+        assert float((row - single).abs().max()) < 1e-5

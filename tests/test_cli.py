@@ -120,3 +120,27 @@ def test_errors_are_one_clear_line(tmp_path, capsys, shared_data):
     assert err.startswith("mmpo: error: row 478: column 'rejected' is empty") and "Traceback" not in err
     assert main(["train", "reward", "data.train_path=x.jsonl", "loss.gamma=-1"]) == 2
     assert "gamma" in capsys.readouterr().err
+
+
+def test_demo_prints_side_by_side_table(tmp_path, shared_data, capsys):
+    train = write_jsonl(tmp_path / "train.jsonl", on_topic_pairs(shared_data, 0, 120))
+    evaluation = write_jsonl(tmp_path / "eval.jsonl", on_topic_pairs(shared_data, 300, 40))
+    code = main(
+        [
+            "demo",
+            "--output-dir",
+            str(tmp_path / "demo"),
+            f"data.train_path={train}",
+            f"data.eval_path={evaluation}",
+            "max_length=64",
+            f"cache_dir={tmp_path}/cache",
+            "train.report_to=[none]",
+            "train.disable_tqdm=true",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line.startswith("| MMPO") or line.startswith("| BT")]
+    assert len(table) == 2
+    assert (tmp_path / "demo" / "reliability_mmpo_vs_bt.png").exists()
+    assert (tmp_path / "demo" / "mmpo" / "model.safetensors").exists() and (tmp_path / "demo" / "bt").is_dir()

@@ -58,7 +58,7 @@ def _cmd_bon(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mmpo.demo import run_demo
 
-    run_demo(args.output_dir, args.overrides, seed=args.seed)
+    run_demo(args.output_dir, args.overrides, seed=args.seed, kind=args.kind)
     return 0
 
 
@@ -118,8 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     bon.add_argument("--out", default="", help="write JSONL rows with the selected response")
     bon.set_defaults(func=_cmd_bon)
 
-    demo = sub.add_parser("demo", help="embedded default: MMPO vs hard-label reward model on UltraFeedback")
-    demo.add_argument("--output-dir", default="outputs/embedded_reward")
+    demo = sub.add_parser("demo", help="embedded default: MMPO vs hard labels on UltraFeedback (reward or policy)")
+    demo.add_argument("--kind", choices=["reward", "policy"], default="reward")
+    demo.add_argument("--output-dir", default=None, help="default outputs/embedded_<kind>")
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     demo.set_defaults(func=_cmd_demo)

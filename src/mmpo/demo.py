@@ -1,8 +1,11 @@
-"""The embedded default: MMPO reward model vs a hard-label Bradley-Terry baseline, same everything else.
+"""The embedded defaults: MMPO next to its hard-label limit, same everything else.
 
-Both are trained from the bundled all-MiniLM-L6-v2 encoder on the shared UltraFeedback pairs and
-evaluated on the 200 held-out pairs; the table shows accuracy (non-tied pairs), ECE (10 equal-width
-bins, symmetrised) and soft-target NLL, and one reliability diagram overlays both models.
+``mmpo demo`` (reward): reward heads on the bundled all-MiniLM-L6-v2 encoder, trained on the shared
+UltraFeedback pairs with MMPO soft targets and with hard Bradley-Terry labels.
+``mmpo demo --kind policy``: SmolLM2-135M-Instruct trained with MMPO and with DPO on a small subset; the
+DPO run reuses the cached reference log-probs of the MMPO run.
+Both print held-out accuracy (non-tied pairs), ECE (10 equal-width bins, symmetrised) and soft-target
+NLL, and one reliability diagram overlays the two models.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ from mmpo.evaluation.reliability import plot_reliability
 from mmpo.paths import resolve_config_path
 from mmpo.training.run import TrainResult, train_from_config
 
-DEMO_LOSSES = {"MMPO (soft targets)": "mmpo", "BT (hard labels)": "bt"}
+DEMOS: dict[str, tuple[str, dict[str, str]]] = {
+    "reward": ("embedded_reward", {"MMPO (soft targets)": "mmpo", "BT (hard labels)": "bt"}),
+    "policy": ("embedded_policy", {"MMPO (soft targets)": "mmpo", "DPO (hard labels)": "dpo"}),
+}
 
 
-def demo_config(output_dir: str, loss_type: str, overrides: list[str], seed: int) -> RunConfig:
+def demo_config(config_name: str, output_dir: str, loss_type: str, overrides: list[str], seed: int) -> RunConfig:
     return load_config(
-        resolve_config_path("embedded_reward"),
+        resolve_config_path(config_name),
         [*overrides, f"loss.loss_type={loss_type}", f"train.output_dir={output_dir}/{loss_type}", f"train.seed={seed}"],
     )
 
@@ -33,19 +39,26 @@ def format_table(results: dict[str, TrainResult]) -> str:
     return "\n".join(rows)
 
 
-def run_demo(output_dir: str = "outputs/embedded_reward", overrides: list[str] | None = None, seed: int = 42) -> dict:
+def run_demo(
+    output_dir: str | None = None, overrides: list[str] | None = None, seed: int = 42, kind: str = "reward"
+) -> dict:
+    config_name, variants = DEMOS[kind]
+    output_dir = output_dir or f"outputs/{config_name}"
     results: dict[str, TrainResult] = {}
-    for name, loss_type in DEMO_LOSSES.items():
+    configs = {
+        name: demo_config(config_name, output_dir, loss, overrides or [], seed) for name, loss in variants.items()
+    }
+    for name, cfg in configs.items():
         print(f"== training {name} ==", flush=True)
-        results[name] = train_from_config(demo_config(output_dir, loss_type, overrides or [], seed))
-    gamma = demo_config(output_dir, "mmpo", overrides or [], seed).loss.gamma
+        results[name] = train_from_config(cfg)
+    first = next(iter(configs.values()))
     png = plot_reliability(
         {name: pairwise_calibration(r.eval_logits, r.eval_margins) for name, r in results.items()},
-        Path(output_dir) / "reliability_mmpo_vs_bt.png",
-        title="UltraFeedback eval (200 pairs), MiniLM reward models",
+        Path(output_dir) / f"reliability_{'_vs_'.join(variants.values())}.png",
+        title=f"{Path(first.data.eval_path).name}: {kind} models",
     )
     print()
-    print(f"Held-out UltraFeedback pairs, soft targets with gamma={gamma:g}:")
+    print(f"Held-out pairs ({Path(first.data.eval_path).name}), soft targets with gamma={first.loss.gamma:g}:")
     print(format_table(results))
     print(f"reliability diagram: {png}")
     print(f"TensorBoard: tensorboard --logdir {output_dir}")

@@ -133,6 +133,7 @@ def test_demo_prints_side_by_side_table(tmp_path, shared_data, capsys):
             f"data.train_path={train}",
             f"data.eval_path={evaluation}",
             "max_length=64",
+            "max_prompt_length=32",
             f"cache_dir={tmp_path}/cache",
             "train.report_to=[none]",
             "train.disable_tqdm=true",

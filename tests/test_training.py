@@ -149,3 +149,20 @@ def test_policy_with_lora_trains_only_adapters(tmp_path, tiny_llama_dir):
     )
     assert (result.output_dir / "adapter_model.safetensors").exists()
     assert result.metrics["eval_accuracy"] >= 0.9
+
+
+def test_policy_bf16_and_gradient_checkpointing_step(tmp_path, tiny_llama_dir):
+    result = train_from_config(
+        policy_config(
+            tmp_path,
+            tiny_llama_dir,
+            "train.bf16=true",
+            "train.gradient_checkpointing=true",
+            "train.max_steps=3",
+            f"train.output_dir={tmp_path}/gc",
+        )
+    )
+    history = json.loads((result.output_dir / "checkpoint-3" / "trainer_state.json").read_text())["log_history"]
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    assert losses and all(torch.isfinite(torch.tensor(losses)))
+    assert result.metrics["eval_accuracy"] > 0.5

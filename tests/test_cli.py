@@ -145,3 +145,8 @@ def test_demo_prints_side_by_side_table(tmp_path, shared_data, capsys):
     assert len(table) == 2
     assert (tmp_path / "demo" / "reliability_mmpo_vs_bt.png").exists()
     assert (tmp_path / "demo" / "mmpo" / "model.safetensors").exists() and (tmp_path / "demo" / "bt").is_dir()
+
+
+def test_loss_type_is_checked_against_the_model_kind(capsys):
+    assert main(["train", "reward", "data.train_path=x.jsonl", "loss.loss_type=dpo"]) == 2
+    assert "loss.loss_type = 'dpo' for a reward model" in capsys.readouterr().err

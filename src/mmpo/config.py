@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from mmpo.errors import ConfigError
+from mmpo.losses.hyperparameters import LossHyperparameters
 
 
 @dataclass
@@ -53,16 +54,7 @@ class DataConfig:
     shuffle_seed: int = 0
 
 
-@dataclass
-class LossSettings:
-    """Loss choice; see mmpo.losses for the formulas."""
-
-    loss_type: str = "mmpo"
-    beta: float = 0.1
-    gamma: float = 1.0
-    label_smoothing: float = 0.0
-    simpo_gamma: float = 0.5
-    odpo_alpha: float = 1.0
+LossSettings = LossHyperparameters  # one definition of the loss fields, shared with mmpo.losses
 
 
 @dataclass
@@ -142,6 +134,13 @@ class RunConfig:
         for key, (value, allowed) in choices.items():
             if value not in allowed:
                 raise ConfigError(f"{key} = {value!r}; choose one of {allowed}")
+        from mmpo.losses import POLICY_LOSS_TYPES, REWARD_LOSS_TYPES
+
+        allowed_losses = REWARD_LOSS_TYPES if self.kind == "reward" else POLICY_LOSS_TYPES
+        if self.loss.loss_type not in allowed_losses:
+            raise ConfigError(
+                f"loss.loss_type = {self.loss.loss_type!r} for a {self.kind} model; choose one of {allowed_losses}"
+            )
         if not self.data.train_path:
             raise ConfigError("data.train_path is required")
         if self.max_prompt_length >= self.max_length:

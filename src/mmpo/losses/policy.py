@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from mmpo.losses.hyperparameters import LossHyperparameters
 from mmpo.losses.pairwise import check_same_shape, soft_bce_with_logits
 from mmpo.losses.targets import target_probability
 
@@ -25,22 +26,9 @@ LOSSES_NEEDING_MARGIN = ("mmpo", "odpo")
 LOSSES_WITHOUT_REFERENCE = ("simpo",)
 
 
-@dataclass(frozen=True)
-class PolicyLossConfig:
-    """Hyper-parameters of the policy losses; unused fields are ignored by a given loss type.
-
-    gamma: MMPO scale, p = sigmoid(gamma * margin); inf gives DPO.
-    label_smoothing: cDPO / robust-DPO flip probability epsilon (cDPO's constant p = 1 - epsilon).
-    simpo_gamma: SimPO target reward margin (subtracted from h).
-    odpo_alpha: ODPO offset scale, h = beta * delta - alpha * log(margin).
-    """
-
-    loss_type: str = "mmpo"
-    beta: float = 0.1
-    gamma: float = 1.0
-    label_smoothing: float = 0.0
-    simpo_gamma: float = 0.5
-    odpo_alpha: float = 1.0
+@dataclass
+class PolicyLossConfig(LossHyperparameters):
+    """Validated hyper-parameters of the policy losses; unused fields are ignored by a given loss type."""
 
     def __post_init__(self) -> None:
         if self.loss_type not in POLICY_LOSS_TYPES:

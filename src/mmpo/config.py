@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from mmpo.errors import ConfigError
+from mmpo.losses import POLICY_LOSS_TYPES, REWARD_LOSS_TYPES
 from mmpo.losses.hyperparameters import LossHyperparameters
 
 
@@ -134,8 +135,6 @@ class RunConfig:
         for key, (value, allowed) in choices.items():
             if value not in allowed:
                 raise ConfigError(f"{key} = {value!r}; choose one of {allowed}")
-        from mmpo.losses import POLICY_LOSS_TYPES, REWARD_LOSS_TYPES
-
         allowed_losses = REWARD_LOSS_TYPES if self.kind == "reward" else POLICY_LOSS_TYPES
         if self.loss.loss_type not in allowed_losses:
             raise ConfigError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
@@ -11,6 +12,7 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from mmpo.config import load_config
+from mmpo.evaluation.runner import evaluate_from_args
 from mmpo.training.run import train_from_config
 
 
@@ -149,6 +151,24 @@ def test_policy_with_lora_trains_only_adapters(tmp_path, tiny_llama_dir):
     )
     assert (result.output_dir / "adapter_model.safetensors").exists()
     assert result.metrics["eval_accuracy"] >= 0.9
+    # `mmpo eval` loads the adapter onto its base model and reproduces the trainer's evaluation
+    args = argparse.Namespace(
+        model=str(result.output_dir),
+        kind="policy",
+        ref_model="",
+        beta=None,
+        gamma=1.0,
+        max_length=64,
+        max_prompt_length=32,
+        batch_size=8,
+        bins=10,
+        out="",
+        data=[str(tmp_path / "peval.jsonl")],
+        data_overrides=["chat_template=never"],
+    )
+    report = evaluate_from_args(args)
+    assert report["accuracy"] == pytest.approx(result.metrics["eval_accuracy"])
+    assert report["implicit_margin"] == pytest.approx(result.metrics["eval_implicit_margin"], rel=1e-3)
 
 
 def test_policy_bf16_and_gradient_checkpointing_step(tmp_path, tiny_llama_dir):

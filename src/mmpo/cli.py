@@ -27,6 +27,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config_path = resolve_config_path(args.config) if args.config else None
     cfg = load_config(config_path, args.overrides, kind=args.kind)
     result = train_from_config(cfg)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # under `accelerate launch`, report once
+        return 0
     print(json.dumps({"output_dir": str(result.output_dir), **result.metrics}, indent=2))
     if result.reliability_png:
         print(f"reliability diagram: {result.reliability_png}")

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from mmpo.config import load_config
+from mmpo.errors import ConfigError
 from mmpo.evaluation.runner import evaluate_from_args
 from mmpo.training.run import train_from_config
 
@@ -243,3 +244,12 @@ def test_two_process_accelerate_launch_matches_single_process_reference(tmp_path
     train_cache = next(c for c in cached if len(c["chosen"]) == len(train_features))
     torch.testing.assert_close(train_cache["chosen"], chosen, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(train_cache["rejected"], rejected, rtol=1e-5, atol=1e-4)
+
+
+def test_resuming_with_a_different_loss_is_refused(tmp_path, shared_data):
+    train_from_config(reward_config(tmp_path, shared_data, "train.max_steps=4", "train.save_steps=2"))
+    with pytest.raises(ConfigError, match="different loss"):
+        train_from_config(reward_config(tmp_path, shared_data, "train.max_steps=4", "loss.gamma=3"))
+    # extending the schedule of the same experiment is fine
+    result = train_from_config(reward_config(tmp_path, shared_data, "train.max_steps=6", "train.save_steps=2"))
+    assert json.loads((result.output_dir / "checkpoint-6" / "trainer_state.json").read_text())["global_step"] == 6

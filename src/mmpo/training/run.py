@@ -54,6 +54,9 @@ class MarginHistoryPlot(TrainerCallback):
             plot_margin_history(state.log_history, Path(args.output_dir) / "implicit_margin_history.png")
 
 
+RUN_CONFIG_FILE = "mmpo_config.yaml"
+
+
 def resolve_resume(cfg: RunConfig) -> str | None:
     """'' = latest checkpoint in output_dir if any (so re-running a killed command resumes), 'none' = fresh."""
     choice = cfg.train.resume_from_checkpoint
@@ -63,6 +66,22 @@ def resolve_resume(cfg: RunConfig) -> str | None:
         return choice
     out = Path(cfg.train.output_dir)
     return get_last_checkpoint(str(out)) if out.is_dir() else None
+
+
+def check_resume_matches(cfg: RunConfig, out: Path) -> None:
+    """Resuming a checkpoint under a different model, data or loss would silently mix two experiments.
+    Everything outside ``train`` (schedule, logging, epochs may change on resume) must match."""
+    saved_path = out / RUN_CONFIG_FILE
+    if not saved_path.exists():
+        return
+    saved = yaml.safe_load(saved_path.read_text())
+    current = config_to_dict(cfg)
+    changed = sorted(k for k in current if k != "train" and saved.get(k) != current[k])
+    if changed:
+        raise ConfigError(
+            f"{out} holds a run with different {', '.join(changed)}; resuming it would mix two experiments. "
+            "Use a new train.output_dir, or train.resume_from_checkpoint=none to overwrite."
+        )
 
 
 def resolve_cache_dir(cfg: RunConfig) -> str:
@@ -158,15 +177,20 @@ def check_margins_fit_loss(cfg: RunConfig, features: list[dict[str, Any]]) -> No
 
 def train_from_config(cfg: RunConfig, callbacks: list[TrainerCallback] | None = None) -> TrainResult:
     """Load data and model, train (resuming if a checkpoint exists), evaluate, save safetensors."""
+    out = Path(cfg.train.output_dir)
+    resume = resolve_resume(cfg)
+    if resume:
+        check_resume_matches(cfg, out)  # before any expensive loading
     torch.manual_seed(cfg.train.seed)
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
     train_features, eval_features = load_features(cfg, tokenizer)
     check_margins_fit_loss(cfg, train_features + eval_features)
     trainer = _build_trainer(cfg, tokenizer, train_features, eval_features, callbacks or [])
-    out = Path(cfg.train.output_dir)
-    resume = resolve_resume(cfg)
     if resume:
         logger.info("resuming from %s", resume)
+    if trainer.is_world_process_zero():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / RUN_CONFIG_FILE).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(out))
     if uses_frozen_encoder(cfg) and trainer.is_world_process_zero():
@@ -188,7 +212,6 @@ def train_from_config(cfg: RunConfig, callbacks: list[TrainerCallback] | None = 
                 title=f"{cfg.kind} model, eval pairs",
             )
     if trainer.is_world_process_zero():
-        (out / "mmpo_config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
         (out / "eval_metrics.json").write_text(json.dumps(metrics, indent=2))
     history_png = out / "implicit_margin_history.png"
     return TrainResult(out, metrics, reliability, history_png if history_png.exists() else None, logits, margins)

@@ -107,6 +107,9 @@ class RunConfig:
     head_hidden_dim: int = 256
     head_dropout: float = 0.1
     trust_remote_code: bool = False
+    # weights dtype at load time; float32 keeps fp32 master weights under train.bf16 autocast,
+    # bfloat16 halves memory for large models (DeepSpeed keeps its own fp32 master copy)
+    model_dtype: str = "float32"  # float32 | bfloat16 | float16
     max_length: int = 512
     max_prompt_length: int = 256
     overlong: str = "error"  # error | truncate | drop
@@ -122,6 +125,7 @@ class RunConfig:
             "kind": (self.kind, ("reward", "policy")),
             "overlong": (self.overlong, ("error", "truncate", "drop")),
             "reward_head": (self.reward_head, ("sequence_classification", "frozen_encoder")),
+            "model_dtype": (self.model_dtype, ("float32", "bfloat16", "float16")),
             "data.on_tie": (self.data.on_tie, ("soft", "drop", "error")),
             "data.on_negative": (self.data.on_negative, ("error", "swap", "drop")),
             "data.on_empty": (self.data.on_empty, ("error", "drop")),

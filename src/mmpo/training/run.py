@@ -103,14 +103,21 @@ def _build_trainer(cfg: RunConfig, tokenizer, train_features, eval_features, cal
             model = FrozenEncoderRewardHead(dim, cfg.head_hidden_dim, cfg.head_dropout)
             collator = EmbeddingPairCollator()
         else:
-            model = load_reward_model(cfg.model, cfg.trust_remote_code)
+            model = load_reward_model(cfg.model, cfg.trust_remote_code, getattr(torch, cfg.model_dtype))
             model = maybe_wrap_lora(model, cfg.lora, "SEQ_CLS")
             collator = RewardCollator(tokenizer.pad_token_id)
     else:
-        model = load_causal_lm(cfg.model, cfg.trust_remote_code)
+        model = load_causal_lm(cfg.model, cfg.trust_remote_code, getattr(torch, cfg.model_dtype))
         loss = PolicyLossConfig(**vars(cfg.loss))
         if loss.needs_reference:
             from accelerate import PartialState
+
+            if any(hasattr(p, "ds_id") for p in model.parameters()):
+                raise ConfigError(
+                    "the model was loaded already partitioned by DeepSpeed ZeRO-3 (zero3_init_flag: true), so "
+                    "reference log-probs cannot be precomputed; set zero3_init_flag: false in the accelerate "
+                    "config: ZeRO-3 still shards the model once training starts"
+                )
 
             model.to(PartialState().device)
             for name, features in (("train", train_features), ("eval", eval_features)):

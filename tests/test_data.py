@@ -194,3 +194,16 @@ def test_shp_style_sampling():
     assert min(p["margin"] for p in top) > 21 and len(top) == 7
     with pytest.raises(DataError, match="1..4"):
         sample_pairs(pairs, quartiles=[5])
+
+
+def test_label_column_with_score_margins_is_a_config_error():
+    from mmpo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="label_column only applies"):
+        PairBuilder(DataConfig(label_column="label", margin_source="scores"))
+
+
+def test_negative_votes_are_refused(tmp_path):
+    rows = [{"prompt": "q", "chosen": "a", "rejected": "b", "score_A": -3, "score_B": 2}]
+    with pytest.raises(DataError, match="row 0: chosen vote count -3.0 must be a finite number >= 0"):
+        build(rows, tmp_path, margin_source="votes")

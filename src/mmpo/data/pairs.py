@@ -18,13 +18,13 @@ from transformers import PreTrainedTokenizerBase
 
 from mmpo.config import DataConfig
 from mmpo.data.formatting import render_prompt_and_response, split_hh_dialogue
-from mmpo.errors import DataError
+from mmpo.errors import ConfigError, DataError
 from mmpo.margins.scores import get_field, has_field, read_score, resolve_score_columns
 from mmpo.margins.votes import annotator_votes, log_vote_ratio
 
 logger = logging.getLogger("mmpo")
 
-PAIR_COLUMNS = ("prompt", "chosen", "rejected", "margin", "source_row", "section")
+LABEL_DIRECTED_SOURCES = ("constant", "similarity")
 _LABEL_A = {"1", "a", "response_a", "output_1"}
 _LABEL_B = {"2", "b", "response_b", "output_2"}
 _LABEL_TIE = {"0", "tie", "tied"}
@@ -113,6 +113,11 @@ class PairBuilder:
     """Validates rows and computes margins according to a DataConfig."""
 
     def __init__(self, cfg: DataConfig, tokenizer: PreTrainedTokenizerBase | None = None) -> None:
+        if cfg.label_column and cfg.margin_source not in LABEL_DIRECTED_SOURCES:
+            raise ConfigError(
+                f"data.label_column only applies to margin_source {LABEL_DIRECTED_SOURCES}; with "
+                f"{cfg.margin_source!r} the sign of the margin already says which response won"
+            )
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.score_paths: tuple[str, str] | None = None
@@ -127,8 +132,7 @@ class PairBuilder:
             rejected = read_score(row, self.score_paths[1], i)
             return chosen - rejected
         if source == "votes":
-            v_a, v_b = read_score(row, cfg.chosen_votes, i), read_score(row, cfg.rejected_votes, i)
-            return log_vote_ratio(v_a, v_b, i) if v_a >= v_b else -log_vote_ratio(v_b, v_a, i)
+            return log_vote_ratio(read_score(row, cfg.chosen_votes, i), read_score(row, cfg.rejected_votes, i), i)
         if source == "annotators":
             if not cfg.annotator_columns:
                 raise DataError("margin_source 'annotators' needs data.annotator_columns")
@@ -136,7 +140,7 @@ class PairBuilder:
                 if not has_field(row, column):
                     raise DataError(f"row {i}: annotator column {column!r} is missing")
             a, b, _ = annotator_votes([get_field(row, c) for c in cfg.annotator_columns], i)
-            return log_vote_ratio(a, b, i) if a >= b else -log_vote_ratio(b, a, i)
+            return log_vote_ratio(a, b, i)
         # 'constant' and 'similarity' (filled in later) only need the direction, which the label gives.
         return cfg.constant_margin
 
@@ -150,6 +154,7 @@ class PairBuilder:
             self.score_paths = resolve_score_columns(first, cfg.chosen_score, cfg.rejected_score)
         stats = PairStats(rows_in=len(dataset), dropped_ties=[], dropped_negative=[], dropped_empty=[])
         pairs: list[dict[str, Any]] = []
+        wrap = cfg.chat_template == "always" or (cfg.chat_template == "auto" and self.tokenizer is not None)
         for i, row in enumerate(dataset):
             try:
                 chosen, rejected = _text(row, cfg.chosen_column, i), _text(row, cfg.rejected_column, i)
@@ -163,11 +168,11 @@ class PairBuilder:
                 stats.dropped_empty.append(i)
                 continue
             margin = self._signed_margin(row, i)
-            if cfg.label_column:
+            if cfg.label_column:  # the label, not a score, says which response won
                 winner = _winner_from_label(row, cfg.label_column, i)
-                margin = abs(margin) * winner if cfg.margin_source in ("constant", "similarity") else margin
-                if winner < 0 and cfg.margin_source in ("constant", "similarity"):
-                    chosen, rejected, margin = rejected, chosen, -margin
+                if winner < 0:
+                    chosen, rejected = rejected, chosen
+                margin = abs(margin) if winner else 0.0
             if margin < 0:
                 if cfg.on_negative == "error":
                     raise DataError(
@@ -188,7 +193,6 @@ class PairBuilder:
                     stats.dropped_ties.append(i)
                     continue
                 stats.ties += 1
-            wrap = cfg.chat_template == "always" or (cfg.chat_template == "auto" and self.tokenizer is not None)
             prompt_text, chosen_text = render_prompt_and_response(prompt, chosen, self.tokenizer, i, wrap)
             _, rejected_text = render_prompt_and_response(prompt, rejected, self.tokenizer, i, wrap)
             section = (

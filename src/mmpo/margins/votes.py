@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from mmpo.errors import DataError
 
 
-def log_vote_ratio(votes_winner: float, votes_loser: float, row_index: int = -1) -> float:
-    for name, votes in (("winner", votes_winner), ("loser", votes_loser)):
+def log_vote_ratio(votes_chosen: float, votes_rejected: float, row_index: int = -1) -> float:
+    """m = log(v_chosen + 1) - log(v_rejected + 1); negative when the rejected response got more votes."""
+    for name, votes in (("chosen", votes_chosen), ("rejected", votes_rejected)):
         if not math.isfinite(votes) or votes < 0:
             raise DataError(f"row {row_index}: {name} vote count {votes!r} must be a finite number >= 0")
-    return math.log(votes_winner + 1.0) - math.log(votes_loser + 1.0)
+    return math.log(votes_chosen + 1.0) - math.log(votes_rejected + 1.0)
 
 
 def annotator_votes(labels: Sequence[str | int], row_index: int = -1) -> tuple[int, int, int]:

@@ -11,6 +11,7 @@ from typing import Any
 import datasets
 import torch
 import yaml
+from accelerate import PartialState
 from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -93,52 +94,58 @@ def uses_frozen_encoder(cfg: RunConfig) -> bool:
     return cfg.kind == "reward" and cfg.reward_head == "frozen_encoder"
 
 
+def precompute_reference(cfg: RunConfig, model, pad_token_id: int, feature_sets: dict[str, list[dict]]) -> None:
+    """Attach cached-or-computed reference log-probs to every feature, with the model as it is now
+    (before LoRA adapters or any training step, so it *is* the reference)."""
+    if any(hasattr(p, "ds_id") for p in model.parameters()):
+        raise ConfigError(
+            "the model was loaded already partitioned by DeepSpeed ZeRO-3 (zero3_init_flag: true), so "
+            "reference log-probs cannot be precomputed; set zero3_init_flag: false in the accelerate "
+            "config: ZeRO-3 still shards the model once training starts"
+        )
+    model.to(PartialState().device)
+    for name, features in feature_sets.items():
+        if not features:
+            continue
+        chosen, rejected, hit = cached_reference_logps(
+            model, features, pad_token_id, resolve_cache_dir(cfg), cfg.train.per_device_eval_batch_size, cfg.train.bf16
+        )
+        attach_reference_logps(features, chosen, rejected)
+        logger.info("%s reference log-probs %s", name, "from cache" if hit else "computed")
+
+
+def _reward_model_and_collator(cfg: RunConfig, tokenizer, train_features):
+    if uses_frozen_encoder(cfg):
+        dim = len(train_features[0]["prompt_embedding"])
+        return FrozenEncoderRewardHead(dim, cfg.head_hidden_dim, cfg.head_dropout), EmbeddingPairCollator()
+    model = load_reward_model(cfg.model, cfg.trust_remote_code, getattr(torch, cfg.model_dtype))
+    return maybe_wrap_lora(model, cfg.lora, "SEQ_CLS"), RewardCollator(tokenizer.pad_token_id)
+
+
+def _policy_model_and_collator(cfg: RunConfig, loss: PolicyLossConfig, tokenizer, train_features, eval_features):
+    model = load_causal_lm(cfg.model, cfg.trust_remote_code, getattr(torch, cfg.model_dtype))
+    if loss.needs_reference:
+        precompute_reference(cfg, model, tokenizer.pad_token_id, {"train": train_features, "eval": eval_features})
+    model = maybe_wrap_lora(model, cfg.lora, "CAUSAL_LM")
+    if cfg.train.gradient_checkpointing:
+        model.config.use_cache = False
+    return model, PolicyCollator(tokenizer.pad_token_id)
+
+
 def _build_trainer(cfg: RunConfig, tokenizer, train_features, eval_features, callbacks):
-    args = build_training_arguments(cfg.train)
     if cfg.kind == "reward":
         loss = RewardLossConfig(cfg.loss.loss_type, cfg.loss.gamma, cfg.loss.label_smoothing)
         trainer_cls = RewardTrainer
-        if uses_frozen_encoder(cfg):
-            dim = len(train_features[0]["prompt_embedding"])
-            model = FrozenEncoderRewardHead(dim, cfg.head_hidden_dim, cfg.head_dropout)
-            collator = EmbeddingPairCollator()
-        else:
-            model = load_reward_model(cfg.model, cfg.trust_remote_code, getattr(torch, cfg.model_dtype))
-            model = maybe_wrap_lora(model, cfg.lora, "SEQ_CLS")
-            collator = RewardCollator(tokenizer.pad_token_id)
+        model, collator = _reward_model_and_collator(cfg, tokenizer, train_features)
     else:
-        model = load_causal_lm(cfg.model, cfg.trust_remote_code, getattr(torch, cfg.model_dtype))
         loss = PolicyLossConfig(**vars(cfg.loss))
-        if loss.needs_reference:
-            from accelerate import PartialState
-
-            if any(hasattr(p, "ds_id") for p in model.parameters()):
-                raise ConfigError(
-                    "the model was loaded already partitioned by DeepSpeed ZeRO-3 (zero3_init_flag: true), so "
-                    "reference log-probs cannot be precomputed; set zero3_init_flag: false in the accelerate "
-                    "config: ZeRO-3 still shards the model once training starts"
-                )
-
-            model.to(PartialState().device)
-            for name, features in (("train", train_features), ("eval", eval_features)):
-                if features:
-                    chosen, rejected, hit = cached_reference_logps(
-                        model,
-                        features,
-                        tokenizer.pad_token_id,
-                        resolve_cache_dir(cfg),
-                        cfg.train.per_device_eval_batch_size,
-                        cfg.train.bf16,
-                    )
-                    attach_reference_logps(features, chosen, rejected)
-                    logger.info("%s reference log-probs %s", name, "from cache" if hit else "computed")
-        model = maybe_wrap_lora(model, cfg.lora, "CAUSAL_LM")
-        if cfg.train.gradient_checkpointing:
-            model.config.use_cache = False
-        trainer_cls, collator = PolicyTrainer, PolicyCollator(tokenizer.pad_token_id)
+        trainer_cls = PolicyTrainer
+        model, collator = _policy_model_and_collator(cfg, loss, tokenizer, train_features, eval_features)
+    # TrainingArguments are created after the model is loaded on purpose: under DeepSpeed ZeRO-3 they would
+    # make from_pretrained partition the weights at load time, before the reference pass needs them whole.
     return trainer_cls(
         model=model,
-        args=args,
+        args=build_training_arguments(cfg.train),
         data_collator=collator,
         train_dataset=datasets.Dataset.from_list(train_features),
         eval_dataset=datasets.Dataset.from_list(eval_features) if eval_features else None,

@@ -34,6 +34,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(json.dumps({"output_dir": str(result.output_dir), **result.metrics}, indent=2))
     if result.reliability_png:
         print(f"reliability diagram: {result.reliability_png}")
+    if result.margin_history_png:
+        print(f"implicit reward margin over training: {result.margin_history_png}")
     return 0
 
 

@@ -19,7 +19,7 @@ from transformers import PreTrainedTokenizerBase
 from mmpo.config import DataConfig
 from mmpo.data.formatting import render_prompt_and_response, split_hh_dialogue
 from mmpo.errors import ConfigError, DataError
-from mmpo.margins.scores import get_field, has_field, read_score, resolve_score_columns
+from mmpo.margins.scores import get_field, has_field, read_score, resolve_score_columns, score_margin
 from mmpo.margins.votes import annotator_votes, log_vote_ratio
 
 logger = logging.getLogger("mmpo")
@@ -128,9 +128,7 @@ class PairBuilder:
         source = cfg.margin_source
         if source == "scores":
             assert self.score_paths is not None
-            chosen = read_score(row, self.score_paths[0], i)
-            rejected = read_score(row, self.score_paths[1], i)
-            return chosen - rejected
+            return score_margin(row, *self.score_paths, i)
         if source == "votes":
             return log_vote_ratio(read_score(row, cfg.chosen_votes, i), read_score(row, cfg.rejected_votes, i), i)
         if source == "annotators":
@@ -225,7 +223,3 @@ class PairBuilder:
         for pair, margin in zip(pairs, margins, strict=True):
             if pair["margin"] != 0:  # a labelled tie stays a tie whatever the embeddings say
                 pair["margin"] = margin
-
-
-def pairs_to_dataset(pairs: list[dict[str, Any]]) -> datasets.Dataset:
-    return datasets.Dataset.from_list(pairs)

@@ -11,7 +11,6 @@ Conventions (shared with TRL so that numbers can be compared one to one):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -115,8 +114,3 @@ def policy_loss(
             raise ValueError(f"ODPO needs margin > 0 (log offset); rows in batch {bad[:10]} have margin <= 0")
         return -F.logsigmoid(h - config.odpo_alpha * torch.log(margin.to(h.dtype)))
     raise AssertionError(f"unreachable loss type {kind}")
-
-
-def is_hard_label_limit(config: PolicyLossConfig) -> bool:
-    """True when an MMPO config is exactly DPO (gamma = inf), handy for logging and tests."""
-    return config.loss_type == "mmpo" and math.isinf(config.gamma)

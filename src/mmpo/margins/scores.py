@@ -8,7 +8,7 @@ paths, and ``auto`` searches the common spellings so that the shared data works 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from mmpo.errors import DataError
@@ -78,11 +78,3 @@ def read_score(row: Mapping[str, Any], path: str, row_index: int) -> float:
 def score_margin(row: Mapping[str, Any], chosen_path: str, rejected_path: str, row_index: int) -> float:
     """m = score(chosen) - score(rejected)."""
     return read_score(row, chosen_path, row_index) - read_score(row, rejected_path, row_index)
-
-
-def median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        raise DataError("cannot take the median of no scores")
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])

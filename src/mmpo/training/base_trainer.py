@@ -22,6 +22,9 @@ class PairwiseTrainer(Trainer):
     def __init__(self, *args: Any, gamma: float = 1.0, ece_bins: int = 10, **kwargs: Any) -> None:
         kwargs.setdefault("compute_metrics", self._compute_and_keep_metrics)
         super().__init__(*args, **kwargs)
+        # Our losses are per-batch means; tell Trainer so it divides by the gradient-accumulation steps
+        # (models whose forward takes **kwargs would otherwise be assumed to normalise by token counts).
+        self.model_accepts_loss_kwargs = False
         self._metric_fn = make_compute_metrics(gamma, ece_bins)
         # (global_step, logits h, margins) of the latest evaluation, so callers can draw reliability
         # diagrams without running the evaluation set through the model a second time.

@@ -15,8 +15,9 @@ from mmpo.training.logprobs import completion_logps
 
 class PolicyTrainer(PairwiseTrainer):
     def __init__(self, *args: Any, loss_config: PolicyLossConfig, ece_bins: int = 10, **kwargs: Any) -> None:
-        gamma = loss_config.gamma if loss_config.loss_type == "mmpo" else float("inf")
-        super().__init__(*args, gamma=gamma, ece_bins=ece_bins, **kwargs)
+        # NLL/Brier are always measured against p = sigmoid(loss.gamma * m), whatever the loss type, so that
+        # an MMPO run and its DPO baseline are scored against the same soft targets.
+        super().__init__(*args, gamma=loss_config.gamma, ece_bins=ece_bins, **kwargs)
         self.loss_config = loss_config
 
     def pair_losses_and_logits(self, model, inputs):

@@ -150,3 +150,9 @@ def test_demo_prints_side_by_side_table(tmp_path, shared_data, capsys):
 def test_loss_type_is_checked_against_the_model_kind(capsys):
     assert main(["train", "reward", "data.train_path=x.jsonl", "loss.loss_type=dpo"]) == 2
     assert "loss.loss_type = 'dpo' for a reward model" in capsys.readouterr().err
+
+
+def test_eval_data_options_are_validated(capsys, shared_data):
+    path = str(shared_data / "ultrafeedback" / "eval_clean.jsonl")
+    assert main(["margins", "--data", path, "--set", "on_tie=sometimes"]) == 2
+    assert "data.on_tie = 'sometimes'" in capsys.readouterr().err

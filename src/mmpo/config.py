@@ -54,6 +54,26 @@ class DataConfig:
     margin_quartiles: list[int] = field(default_factory=list)  # keep pairs in these quartiles (1..4) of margin
     shuffle_seed: int = 0
 
+    def validate(self) -> None:
+        check_choices(
+            {
+                "on_tie": (self.on_tie, ("soft", "drop", "error")),
+                "on_negative": (self.on_negative, ("error", "swap", "drop")),
+                "on_empty": (self.on_empty, ("error", "drop")),
+                "chat_template": (self.chat_template, ("auto", "always", "never")),
+                "format": (self.format, ("auto", "standard", "conversational", "hh")),
+                "margin_source": (self.margin_source, ("scores", "votes", "annotators", "similarity", "constant")),
+            },
+            "data.",
+        )
+
+
+def check_choices(choices: dict[str, tuple[str, tuple[str, ...]]], prefix: str) -> None:
+    """Raise ConfigError naming the first key whose value is not one of its allowed choices."""
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ConfigError(f"{prefix}{key} = {value!r}; choose one of {allowed}")
+
 
 LossSettings = LossHyperparameters  # one definition of the loss fields, shared with mmpo.losses
 
@@ -126,19 +146,9 @@ class RunConfig:
             "overlong": (self.overlong, ("error", "truncate", "drop")),
             "reward_head": (self.reward_head, ("sequence_classification", "frozen_encoder")),
             "model_dtype": (self.model_dtype, ("float32", "bfloat16", "float16")),
-            "data.on_tie": (self.data.on_tie, ("soft", "drop", "error")),
-            "data.on_negative": (self.data.on_negative, ("error", "swap", "drop")),
-            "data.on_empty": (self.data.on_empty, ("error", "drop")),
-            "data.chat_template": (self.data.chat_template, ("auto", "always", "never")),
-            "data.format": (self.data.format, ("auto", "standard", "conversational", "hh")),
-            "data.margin_source": (
-                self.data.margin_source,
-                ("scores", "votes", "annotators", "similarity", "constant"),
-            ),
         }
-        for key, (value, allowed) in choices.items():
-            if value not in allowed:
-                raise ConfigError(f"{key} = {value!r}; choose one of {allowed}")
+        check_choices(choices, "")
+        self.data.validate()
         allowed_losses = REWARD_LOSS_TYPES if self.kind == "reward" else POLICY_LOSS_TYPES
         if self.loss.loss_type not in allowed_losses:
             raise ConfigError(
@@ -239,6 +249,14 @@ def load_config(
         config.kind = kind
     config.validate()
     return config
+
+
+def data_config_from_overrides(overrides: list[str]) -> DataConfig:
+    """A validated DataConfig from ``key=value`` strings (the ``--set`` of ``mmpo eval`` / ``margins``)."""
+    cfg = DataConfig()
+    _fill(cfg, parse_overrides(overrides), "data.")
+    cfg.validate()
+    return cfg
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:

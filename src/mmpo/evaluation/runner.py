@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from mmpo.config import DataConfig, _fill, parse_overrides
+from mmpo.config import data_config_from_overrides
 from mmpo.data.prepare import prepare_pairs
 from mmpo.errors import ConfigError
 from mmpo.evaluation.metrics import pairwise_calibration, preference_report
@@ -29,12 +29,6 @@ _GENERIC_STEMS = {"dataset", "data", "test", "eval", "train"}
 def section_name(path: str) -> str:
     p = Path(path.split(":", 1)[-1])
     return p.parent.name if p.stem.split(".")[0] in _GENERIC_STEMS else p.stem.split(".")[0]
-
-
-def data_config_from_overrides(overrides: list[str]) -> DataConfig:
-    cfg = DataConfig()
-    _fill(cfg, parse_overrides(overrides), "data.")
-    return cfg
 
 
 def training_config_of(model_dir: str) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
+from mmpo.config import data_config_from_overrides
 from mmpo.data.prepare import prepare_pairs
-from mmpo.evaluation.runner import data_config_from_overrides
 from mmpo.losses.targets import target_probability
 
 

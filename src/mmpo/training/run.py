@@ -71,13 +71,14 @@ def resolve_resume(cfg: RunConfig) -> str | None:
 
 def check_resume_matches(cfg: RunConfig, out: Path) -> None:
     """Resuming a checkpoint under a different model, data or loss would silently mix two experiments.
-    Everything outside ``train`` (schedule, logging, epochs may change on resume) must match."""
+    Everything outside ``train`` (schedule, logging, epochs may change on resume) and the cache location
+    must match."""
     saved_path = out / RUN_CONFIG_FILE
     if not saved_path.exists():
         return
     saved = yaml.safe_load(saved_path.read_text())
     current = config_to_dict(cfg)
-    changed = sorted(k for k in current if k != "train" and saved.get(k) != current[k])
+    changed = sorted(k for k in current if k not in ("train", "cache_dir") and saved.get(k) != current[k])
     if changed:
         raise ConfigError(
             f"{out} holds a run with different {', '.join(changed)}; resuming it would mix two experiments. "

@@ -77,7 +77,10 @@ def load_encoder(name_or_path: str) -> tuple[PreTrainedTokenizerBase, PreTrained
 def load_reward_model(
     name_or_path: str, trust_remote_code: bool = False, dtype: torch.dtype | None = None
 ) -> PreTrainedModel:
-    """Sequence-classification model with one output: the scalar reward."""
+    """Sequence-classification model with one output: the scalar reward (LoRA folders are merged)."""
+    base = _lora_base_model(name_or_path)
+    if base is not None:
+        return _merge_lora(load_reward_model(base, trust_remote_code, dtype), name_or_path)
     path, extra = resolve_model(name_or_path)
     model = AutoModelForSequenceClassification.from_pretrained(
         path, num_labels=1, trust_remote_code=trust_remote_code, dtype=dtype, **extra
@@ -92,15 +95,19 @@ def load_reward_model(
 def load_causal_lm(
     name_or_path: str, trust_remote_code: bool = False, dtype: torch.dtype | None = None
 ) -> PreTrainedModel:
-    adapter = _lora_base_model(name_or_path)
-    if adapter is not None:
-        from peft import PeftModel
-
-        base = load_causal_lm(adapter, trust_remote_code, dtype)
-        return PeftModel.from_pretrained(base, name_or_path).merge_and_unload()
+    base = _lora_base_model(name_or_path)
+    if base is not None:
+        return _merge_lora(load_causal_lm(base, trust_remote_code, dtype), name_or_path)
     path, extra = resolve_model(name_or_path)
     model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=dtype, **extra)
     return _as_plain_model(model) if "gguf_file" in extra else model
+
+
+def _merge_lora(base: PreTrainedModel, adapter_folder: str) -> PreTrainedModel:
+    """Base model + saved adapter (and, for classifiers, the trained head peft saved with it), merged."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(base, adapter_folder).merge_and_unload()
 
 
 def _lora_base_model(folder: str) -> str | None:

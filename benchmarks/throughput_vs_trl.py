@@ -3,7 +3,7 @@
 Both train the same causal LM for one epoch on the same UltraFeedback pairs with the sigmoid DPO loss
 (mmpo: loss_type=mmpo, gamma=inf, shown equal to TRL's loss in tests/test_trl_equivalence.py), the same
 batch size, learning rate and max length, and both precompute reference log-probs (TRL:
-precompute_ref_log_probs=True), which is included in the timing. Each framework runs in its own
+precompute_ref_log_probs=True), which is included in the timing, as is tokenisation. Each framework runs in its own
 subprocess so peak memory (GPU: max allocated; CPU: max RSS) is not shared. Prints tokens/s and the ratio.
 
     .venv/bin/python benchmarks/throughput_vs_trl.py                # tiny Llama, CPU-sized
@@ -39,15 +39,16 @@ def load_everything(args):
     model = load_causal_lm(BUNDLED_SMOLLM2) if args.model == "smollm2" else tiny_llama(len(tokenizer), 0, 64, 4)
     cfg = DataConfig(on_empty="drop", chat_template="never", shuffle_seed=0)
     pairs = prepare_pairs(cfg, "shared:ultrafeedback/train_clean.jsonl", tokenizer, max_samples=args.pairs)
-    features = tokenize_policy_pairs(pairs, tokenizer, LengthPolicy(args.max_length, args.max_length // 2, "truncate"))
-    return tokenizer, model, features
+    length = LengthPolicy(args.max_length, args.max_length // 2, "truncate")
+    return tokenizer, model, lambda: tokenize_policy_pairs(pairs, tokenizer, length)
 
 
 def run_worker(args) -> dict:
     import datasets
     import torch
 
-    tokenizer, model, features = load_everything(args)
+    tokenizer, model, tokenize = load_everything(args)
+    features = tokenize()  # TRL gets the same (possibly truncated) texts back from these tokens
     tokens = sum(len(f["chosen_input_ids"]) + len(f["rejected_input_ids"]) for f in features)
     common = dict(
         output_dir=f"/tmp/mmpo_bench_{args.worker}",
@@ -72,6 +73,7 @@ def run_worker(args) -> dict:
         from mmpo.training.policy_trainer import PolicyTrainer
         from mmpo.training.reference import attach_reference_logps, compute_reference_logps
 
+        features = tokenize()  # timed, like the tokenisation TRL does inside DPOTrainer.__init__
         device = "cuda" if torch.cuda.is_available() else "cpu"
         model.to(device)
         chosen, rejected = compute_reference_logps(model, features, tokenizer.pad_token_id, args.batch_size, args.bf16)

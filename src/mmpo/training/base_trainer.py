@@ -25,7 +25,6 @@ class PairwiseTrainer(Trainer):
         # Our losses are per-batch means; tell Trainer so it divides by the gradient-accumulation steps
         # (models whose forward takes **kwargs would otherwise be assumed to normalise by token counts).
         self.model_accepts_loss_kwargs = False
-        self._metric_fn = make_compute_metrics(gamma, ece_bins)
         # (global_step, logits h, margins) of the latest evaluation, so callers can draw reliability
         # diagrams without running the evaluation set through the model a second time.
         self.last_eval: tuple[int, list[float], list[float]] | None = None
@@ -41,7 +40,7 @@ class PairwiseTrainer(Trainer):
         """Return (per-pair losses (B,), logits h (B,), extra per-pair tensors to log as means)."""
         raise NotImplementedError
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D102
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         losses, logits, extra = self.pair_losses_and_logits(model, inputs)
         loss = losses.mean()
         if model.training:
@@ -53,7 +52,7 @@ class PairwiseTrainer(Trainer):
                 )
         return (loss, {"logits": logits}) if return_outputs else loss
 
-    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):  # noqa: D102
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
         with torch.no_grad(), self.compute_loss_context_manager():
             losses, logits, _ = self.pair_losses_and_logits(model, inputs)
@@ -63,10 +62,12 @@ class PairwiseTrainer(Trainer):
         return loss, logits.detach().float(), inputs["margin"].detach().float()
 
     def _compute_and_keep_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
-        logits = torch.as_tensor(prediction.predictions).flatten().tolist()
-        margins = torch.as_tensor(prediction.label_ids).flatten().tolist()
-        self.last_eval = (self.state.global_step, logits, margins)
-        return self._metric_fn(prediction)
+        """compute_metrics for Trainer.evaluate: predictions are the logits h, label_ids the margins."""
+        logits = torch.as_tensor(prediction.predictions).flatten()
+        margins = torch.as_tensor(prediction.label_ids).flatten()
+        self.last_eval = (self.state.global_step, logits.tolist(), margins.tolist())
+        report = preference_report(logits, margins, self.gamma, self.ece_bins)
+        return {k: v for k, v in report.items() if isinstance(v, float)}
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add accuracy/ECE/implicit margin of the training pairs seen since the last log."""
@@ -80,18 +81,3 @@ class PairwiseTrainer(Trainer):
                 logs[key] = round(sum(values) / len(values), 6)
             self._train_logits, self._train_margins, self._train_extra = [], [], {}
         super().log(logs, start_time)
-
-
-def make_compute_metrics(gamma: float, ece_bins: int):
-    """compute_metrics for Trainer.evaluate: predictions are h, label_ids are the margins."""
-
-    def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
-        report = preference_report(
-            torch.as_tensor(prediction.predictions).flatten(),
-            torch.as_tensor(prediction.label_ids).flatten(),
-            gamma,
-            ece_bins,
-        )
-        return {k: v for k, v in report.items() if isinstance(v, float)}
-
-    return compute_metrics

@@ -13,16 +13,20 @@ from mmpo.evaluation.metrics import CalibrationBins  # noqa: E402
 
 
 def plot_reliability(curves: dict[str, CalibrationBins], path: str | Path, title: str = "Reliability") -> Path:
-    """One diagram with a line per model: accuracy vs confidence per bin, diagonal = perfect calibration."""
+    """One diagram with a line per model: accuracy vs confidence per bin (marker size = pairs in the bin),
+    diagonal = perfect calibration."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5, 5), dpi=120)
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
     for name, bins in curves.items():
-        points = [(c, a) for c, a, n in zip(bins.confidence, bins.accuracy, bins.counts, strict=True) if n > 0]
+        points = [(c, a, n) for c, a, n in zip(bins.confidence, bins.accuracy, bins.counts, strict=True) if n > 0]
         if points:
-            xs, ys = zip(*points, strict=True)
-            ax.plot(xs, ys, marker="o", label=f"{name} (ECE {bins.ece:.3f})")
+            xs, ys, ns = zip(*points, strict=True)
+            (line,) = ax.plot(xs, ys, label=f"{name} (ECE {bins.ece:.3f})")
+            # marker area ~ share of pairs in the bin: nearly empty bins should not look as trustworthy as full ones
+            total = sum(ns)
+            ax.scatter(xs, ys, s=[12 + 400 * n / total for n in ns], color=line.get_color(), alpha=0.8, zorder=3)
     ax.set_xlabel("predicted P(chosen better)")
     ax.set_ylabel("observed frequency")
     ax.set_xlim(0, 1)

@@ -315,3 +315,42 @@ def test_lora_sequence_classification_reward_model_round_trips_through_eval(tmp_
     assert abs(result.metrics["eval_implicit_margin"]) > 1e-3  # trained away from zero, so equality means something
     assert report["implicit_margin"] == pytest.approx(result.metrics["eval_implicit_margin"], rel=1e-3, abs=1e-5)
     assert report["accuracy"] == pytest.approx(result.metrics["eval_accuracy"])
+
+
+def test_kto_with_soft_weights_learns_desirability(tmp_path, tiny_llama_dir):
+    samples = [
+        {
+            "prompt": f"Is {i} a number? Answer:",
+            "completion": " yes, it is." if i % 2 else " no, it is not.",
+            "score": 8.0 + (i % 3) if i % 2 else 2.0 + (i % 3),
+        }
+        for i in range(64)
+    ]
+    train = write_jsonl(tmp_path / "kto_train.jsonl", samples[:48])
+    evaluation = write_jsonl(tmp_path / "kto_eval.jsonl", samples[48:])
+    overrides = [
+        o
+        for o in policy_overrides(tmp_path, tiny_llama_dir, "loss.loss_type=kto")
+        if not o.startswith(("data.train_path", "data.eval_path"))
+    ]
+    cfg = load_config(None, ["kind=kto", f"data.train_path={train}", f"data.eval_path={evaluation}", *overrides])
+    result = train_from_config(cfg)
+    # eval margins are score - median(train): desirable samples must end with h > 0, undesirable with h < 0
+    assert result.metrics["eval_accuracy"] == 1.0
+    assert sorted(set(m > 0 for m in result.eval_margins)) == [False, True]
+    history = json.loads((result.output_dir / "checkpoint-18" / "trainer_state.json").read_text())["log_history"]
+    assert any("kl" in entry for entry in history)
+
+
+def test_kto_unpairs_pair_files(shared_data):
+    from mmpo.config import DataConfig
+    from mmpo.data.unpaired import median_score, scored_samples
+
+    samples = scored_samples(DataConfig(on_empty="drop"), str(shared_data / "ultrafeedback" / "eval_clean.jsonl"))
+    assert len(samples) == 400
+    raw = json.loads((shared_data / "ultrafeedback" / "eval_clean.jsonl").read_text().splitlines()[0])
+    assert (
+        samples[0]["score"] == raw["metadata"]["score_chosen"]
+        and samples[1]["score"] == raw["metadata"]["score_rejected"]
+    )
+    assert 1.0 <= median_score(samples) <= 10.0

@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a reward model or a policy")
-    train.add_argument("kind", choices=["reward", "policy"])
+    train.add_argument("kind", choices=["reward", "policy", "kto"])
     train.add_argument("--config", help="YAML path or bundled config name (embedded_reward, embedded_policy, ...)")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. loss.gamma=2 train.learning_rate=1e-5")
     train.set_defaults(func=_cmd_train)

@@ -39,6 +39,8 @@ class DataConfig:
     margin_source: str = "scores"  # scores | votes | annotators | similarity | constant
     chosen_score: str = "auto"
     rejected_score: str = "auto"
+    completion_column: str = "completion"  # KTO: unpaired rows (prompt, completion, kto_score)
+    kto_score: str = "score"
     chosen_votes: str = "score_A"
     rejected_votes: str = "score_B"
     annotator_columns: list[str] = field(default_factory=list)
@@ -117,7 +119,7 @@ class TrainSettings:
 
 @dataclass
 class RunConfig:
-    """One training run: ``kind`` is 'reward' or 'policy'."""
+    """One training run: ``kind`` is 'reward', 'policy' (pairwise, DPO family) or 'kto' (unpaired)."""
 
     kind: str = "reward"
     model: str = "bundled:all-minilm-l6-v2"
@@ -142,14 +144,14 @@ class RunConfig:
 
     def validate(self) -> None:
         choices = {
-            "kind": (self.kind, ("reward", "policy")),
+            "kind": (self.kind, ("reward", "policy", "kto")),
             "overlong": (self.overlong, ("error", "truncate", "drop")),
             "reward_head": (self.reward_head, ("sequence_classification", "frozen_encoder")),
             "model_dtype": (self.model_dtype, ("float32", "bfloat16", "float16")),
         }
         check_choices(choices, "")
         self.data.validate()
-        allowed_losses = REWARD_LOSS_TYPES if self.kind == "reward" else POLICY_LOSS_TYPES
+        allowed_losses = {"reward": REWARD_LOSS_TYPES, "policy": POLICY_LOSS_TYPES, "kto": ("kto",)}[self.kind]
         if self.loss.loss_type not in allowed_losses:
             raise ConfigError(
                 f"loss.loss_type = {self.loss.loss_type!r} for a {self.kind} model; choose one of {allowed_losses}"

@@ -64,7 +64,7 @@ class EmptyText(DataError):
     """A prompt or response is empty (may be dropped when data.on_empty = drop)."""
 
 
-def _text(row: Mapping[str, Any], column: str, row_index: int) -> Any:
+def read_text(row: Mapping[str, Any], column: str, row_index: int) -> Any:
     try:
         value = get_field(row, column)
     except KeyError:
@@ -155,11 +155,11 @@ class PairBuilder:
         wrap = cfg.chat_template == "always" or (cfg.chat_template == "auto" and self.tokenizer is not None)
         for i, row in enumerate(dataset):
             try:
-                chosen, rejected = _text(row, cfg.chosen_column, i), _text(row, cfg.rejected_column, i)
+                chosen, rejected = read_text(row, cfg.chosen_column, i), read_text(row, cfg.rejected_column, i)
                 if fmt == "hh":
                     prompt, chosen, rejected = split_hh_dialogue(chosen, rejected, i)
                 else:
-                    prompt = _text(row, cfg.prompt_column, i)
+                    prompt = read_text(row, cfg.prompt_column, i)
             except EmptyText:
                 if cfg.on_empty != "drop":
                     raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from mmpo.config import RunConfig, config_to_dict
 from mmpo.data.prepare import prepare_pairs
+from mmpo.data.unpaired import kto_pseudo_pairs, median_score, scored_samples
 from mmpo.embeddings import SentenceEmbedder
 from mmpo.errors import ConfigError
 from mmpo.evaluation.metrics import pairwise_calibration
@@ -28,6 +30,7 @@ from mmpo.reward_head import FrozenEncoderRewardHead
 from mmpo.training.arguments import build_training_arguments
 from mmpo.training.collators import EmbeddingPairCollator, PolicyCollator, RewardCollator
 from mmpo.training.embedding_features import embed_pairs
+from mmpo.training.kto_trainer import KTOTrainer
 from mmpo.training.lora import maybe_wrap_lora
 from mmpo.training.policy_trainer import PolicyTrainer
 from mmpo.training.reference import attach_reference_logps, cached_reference_logps
@@ -123,9 +126,9 @@ def _reward_model_and_collator(cfg: RunConfig, tokenizer, train_features):
     return maybe_wrap_lora(model, cfg.lora, "SEQ_CLS"), RewardCollator(tokenizer.pad_token_id)
 
 
-def _policy_model_and_collator(cfg: RunConfig, loss: PolicyLossConfig, tokenizer, train_features, eval_features):
+def _policy_model_and_collator(cfg: RunConfig, needs_reference: bool, tokenizer, train_features, eval_features):
     model = load_causal_lm(cfg.model, cfg.trust_remote_code, getattr(torch, cfg.model_dtype))
-    if loss.needs_reference:
+    if needs_reference:
         precompute_reference(cfg, model, tokenizer.pad_token_id, {"train": train_features, "eval": eval_features})
     model = maybe_wrap_lora(model, cfg.lora, "CAUSAL_LM")
     if cfg.train.gradient_checkpointing:
@@ -136,12 +139,17 @@ def _policy_model_and_collator(cfg: RunConfig, loss: PolicyLossConfig, tokenizer
 def _build_trainer(cfg: RunConfig, tokenizer, train_features, eval_features, callbacks):
     if cfg.kind == "reward":
         loss = RewardLossConfig(cfg.loss.loss_type, cfg.loss.gamma, cfg.loss.label_smoothing)
-        trainer_cls = RewardTrainer
+        trainer_cls = partial(RewardTrainer, loss_config=loss)
         model, collator = _reward_model_and_collator(cfg, tokenizer, train_features)
+    elif cfg.kind == "kto":
+        model, collator = _policy_model_and_collator(cfg, True, tokenizer, train_features, eval_features)
+        trainer_cls = partial(KTOTrainer, beta=cfg.loss.beta, gamma=cfg.loss.gamma)
     else:
         loss = PolicyLossConfig(**vars(cfg.loss))
-        trainer_cls = PolicyTrainer
-        model, collator = _policy_model_and_collator(cfg, loss, tokenizer, train_features, eval_features)
+        trainer_cls = partial(PolicyTrainer, loss_config=loss)
+        model, collator = _policy_model_and_collator(
+            cfg, loss.needs_reference, tokenizer, train_features, eval_features
+        )
     # TrainingArguments are created after the model is loaded on purpose: under DeepSpeed ZeRO-3 they would
     # make from_pretrained partition the weights at load time, before the reference pass needs them whole.
     return trainer_cls(
@@ -151,10 +159,22 @@ def _build_trainer(cfg: RunConfig, tokenizer, train_features, eval_features, cal
         train_dataset=datasets.Dataset.from_list(train_features),
         eval_dataset=datasets.Dataset.from_list(eval_features) if eval_features else None,
         processing_class=tokenizer,
-        loss_config=loss,
         ece_bins=cfg.ece_bins,
         callbacks=[MarginHistoryPlot(), *callbacks],
     )
+
+
+def _kto_features(cfg: RunConfig, tokenizer, featurize) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Unpaired samples as pseudo-pairs; the train median of the scores centres train and eval alike."""
+    train_samples = scored_samples(cfg.data, cfg.data.train_path)
+    median = median_score(train_samples)
+    logger.info("kto: %d train samples, median score %g", len(train_samples), median)
+    train = featurize(kto_pseudo_pairs(train_samples, median, tokenizer, cfg.data.chat_template))
+    evaluation: list[dict[str, Any]] = []
+    if cfg.data.eval_path:
+        eval_samples = scored_samples(cfg.data, cfg.data.eval_path)
+        evaluation = featurize(kto_pseudo_pairs(eval_samples, median, tokenizer, cfg.data.chat_template))
+    return train, evaluation
 
 
 def load_features(cfg: RunConfig, tokenizer) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -171,6 +191,8 @@ def load_features(cfg: RunConfig, tokenizer) -> tuple[list[dict[str, Any]], list
         def featurize(pairs):
             return tokenize(pairs, tokenizer, length)
 
+    if cfg.kind == "kto":
+        return _kto_features(cfg, tokenizer, featurize)
     train = featurize(prepare_pairs(cfg.data, cfg.data.train_path, tokenizer, cfg.data.max_train_samples, "train"))
     evaluation: list[dict[str, Any]] = []
     if cfg.data.eval_path:

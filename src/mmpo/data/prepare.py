@@ -20,13 +20,17 @@ def prepare_pairs(
     max_samples: int = 0,
     name: str = "data",
 ) -> list[dict[str, Any]]:
-    """Load ``path``, validate rows and compute margins, apply SHP-style sampling, then cap the size.
-
-    The cap takes a seeded random subset rather than the file's head, since files are often sorted."""
+    """Load ``path``, validate rows and compute margins, apply SHP-style sampling, then cap the size."""
     pairs, stats = PairBuilder(cfg, tokenizer).build(load_records(path), name=name)
     stats.log(name)
     pairs = sample_pairs(pairs, cfg.max_pairs_per_prompt, cfg.margin_quartiles, cfg.shuffle_seed)
-    if max_samples and len(pairs) > max_samples:
-        picked = sorted(random.Random(cfg.shuffle_seed).sample(range(len(pairs)), max_samples))
-        pairs = [pairs[i] for i in picked]
-    return pairs
+    return cap_samples(pairs, max_samples, cfg.shuffle_seed)
+
+
+def cap_samples(items: list[dict[str, Any]], max_samples: int, seed: int) -> list[dict[str, Any]]:
+    """A seeded random subset of at most ``max_samples`` (0 = all), in file order: files are often sorted,
+    so the head of a file is not a fair sample."""
+    if not max_samples or len(items) <= max_samples:
+        return items
+    picked = sorted(random.Random(seed).sample(range(len(items)), max_samples))
+    return [items[i] for i in picked]

@@ -17,7 +17,7 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from mmpo.config import RunConfig, config_to_dict
-from mmpo.data.prepare import prepare_pairs
+from mmpo.data.prepare import cap_samples, prepare_pairs
 from mmpo.data.unpaired import kto_pseudo_pairs, median_score, scored_samples
 from mmpo.embeddings import SentenceEmbedder
 from mmpo.errors import ConfigError
@@ -166,13 +166,14 @@ def _build_trainer(cfg: RunConfig, tokenizer, train_features, eval_features, cal
 
 def _kto_features(cfg: RunConfig, tokenizer, featurize) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Unpaired samples as pseudo-pairs; the train median of the scores centres train and eval alike."""
-    train_samples = scored_samples(cfg.data, cfg.data.train_path)
+    seed = cfg.data.shuffle_seed
+    train_samples = cap_samples(scored_samples(cfg.data, cfg.data.train_path), cfg.data.max_train_samples, seed)
     median = median_score(train_samples)
     logger.info("kto: %d train samples, median score %g", len(train_samples), median)
     train = featurize(kto_pseudo_pairs(train_samples, median, tokenizer, cfg.data.chat_template))
     evaluation: list[dict[str, Any]] = []
     if cfg.data.eval_path:
-        eval_samples = scored_samples(cfg.data, cfg.data.eval_path)
+        eval_samples = cap_samples(scored_samples(cfg.data, cfg.data.eval_path), cfg.data.max_eval_samples, seed)
         evaluation = featurize(kto_pseudo_pairs(eval_samples, median, tokenizer, cfg.data.chat_template))
     return train, evaluation
 

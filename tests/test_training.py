@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -11,10 +10,19 @@ from helpers import on_topic_pairs, write_jsonl, yes_no_pairs
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
+from mmpo.cli import main
 from mmpo.config import load_config
 from mmpo.errors import ConfigError
-from mmpo.evaluation.runner import evaluate_from_args
 from mmpo.training.run import train_from_config
+
+
+def eval_report(tmp_path, model_dir, kind: str, data, *options: str) -> dict:
+    """Run `mmpo eval` as a user would and read back its report.json."""
+    out = tmp_path / f"eval-{kind}"
+    assert (
+        main(["eval", "--model", str(model_dir), "--kind", kind, "--data", str(data), *options, "--out", str(out)]) == 0
+    )
+    return json.loads((out / "report.json").read_text())
 
 
 def reward_config(tmp_path, shared_data, *overrides):
@@ -154,21 +162,18 @@ def test_policy_with_lora_trains_only_adapters(tmp_path, tiny_llama_dir):
     assert (result.output_dir / "adapter_model.safetensors").exists()
     assert result.metrics["eval_accuracy"] >= 0.9
     # `mmpo eval` loads the adapter onto its base model and reproduces the trainer's evaluation
-    args = argparse.Namespace(
-        model=str(result.output_dir),
-        kind="policy",
-        ref_model="",
-        beta=None,
-        gamma=1.0,
-        max_length=64,
-        max_prompt_length=32,
-        batch_size=8,
-        bins=10,
-        out="",
-        data=[str(tmp_path / "peval.jsonl")],
-        data_overrides=["chat_template=never"],
+    report = eval_report(
+        tmp_path,
+        result.output_dir,
+        "policy",
+        tmp_path / "peval.jsonl",
+        "--max-length",
+        "64",
+        "--max-prompt-length",
+        "32",
+        "--set",
+        "chat_template=never",
     )
-    report = evaluate_from_args(args)
     assert report["accuracy"] == pytest.approx(result.metrics["eval_accuracy"])
     assert report["implicit_margin"] == pytest.approx(result.metrics["eval_implicit_margin"], rel=1e-3)
 
@@ -296,21 +301,9 @@ def test_lora_sequence_classification_reward_model_round_trips_through_eval(tmp_
     )
     result = train_from_config(cfg)
     assert (result.output_dir / "adapter_model.safetensors").exists()
-    args = argparse.Namespace(
-        model=str(result.output_dir),
-        kind="reward",
-        ref_model="",
-        beta=None,
-        gamma=1.0,
-        max_length=64,
-        max_prompt_length=24,
-        batch_size=16,
-        bins=10,
-        out="",
-        data=[cfg.data.eval_path],
-        data_overrides=[],
+    report = eval_report(
+        tmp_path, result.output_dir, "reward", cfg.data.eval_path, "--max-length", "64", "--max-prompt-length", "24"
     )
-    report = evaluate_from_args(args)
     # the merged base + adapter + trained head reproduces the trainer's own evaluation
     assert abs(result.metrics["eval_implicit_margin"]) > 1e-3  # trained away from zero, so equality means something
     assert report["implicit_margin"] == pytest.approx(result.metrics["eval_implicit_margin"], rel=1e-3, abs=1e-5)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from mmpo.models import BUNDLED_ENCODER, load_encoder, resolve_model
+from mmpo.tensor_cache import load_cached, save_atomically
 
 logger = logging.getLogger("mmpo")
 
@@ -63,12 +63,10 @@ class SentenceEmbedder:
         for text in texts:
             digest.update(hashlib.sha256(text.encode()).digest())
         path = Path(cache_dir) / f"embeddings-{digest.hexdigest()[:24]}.safetensors"
-        if path.exists():
+        cached = load_cached(path)
+        if cached is not None:
             logger.info("embeddings: reusing cache %s", path)
-            return load_file(str(path))["embeddings"]
+            return cached["embeddings"]
         embeddings = self.embed(texts, show_progress=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({"embeddings": embeddings.contiguous()}, str(tmp))
-        tmp.replace(path)
+        save_atomically(path, {"embeddings": embeddings})
         return embeddings

@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from mmpo.tensor_cache import load_cached, save_atomically
 from mmpo.training.collators import PolicyCollator
 from mmpo.training.logprobs import completion_logps
 
@@ -97,16 +97,13 @@ def cached_reference_logps(
     """Like compute_reference_logps, through the cache. Returns (chosen, rejected, was_cached)."""
     key = f"{model_fingerprint(model)}-{features_fingerprint(features)}-{'bf16' if bf16 else 'fp32'}"
     path = Path(cache_dir) / f"reference_logps-{key}.safetensors"
-    if path.exists():
-        tensors = load_file(str(path))
+    cached = load_cached(path)
+    if cached is not None:
         logger.info("reference log-probs: reusing cache %s", path)
-        return tensors["chosen"], tensors["rejected"], True
+        return cached["chosen"], cached["rejected"], True
     chosen, rejected = compute_reference_logps(model, features, pad_token_id, batch_size, bf16)
     if PartialState().is_main_process:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({"chosen": chosen.contiguous(), "rejected": rejected.contiguous()}, str(tmp))
-        tmp.replace(path)  # atomic: a killed run never leaves a half-written cache behind
+        save_atomically(path, {"chosen": chosen, "rejected": rejected})
         logger.info("reference log-probs: cached at %s", path)
     return chosen, rejected, False
 

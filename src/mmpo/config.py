@@ -263,3 +263,18 @@ def data_config_from_overrides(overrides: list[str]) -> DataConfig:
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
+
+
+RUN_CONFIG_FILE = "mmpo_config.yaml"
+
+
+def save_run_config(config: RunConfig, folder: str | Path) -> None:
+    """Written beside every trained model: eval, LoRA merging and the resume guard read it back."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / RUN_CONFIG_FILE).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+def saved_run_config(folder: str | Path) -> dict[str, Any]:
+    """The run config saved in ``folder`` as a plain dict, or {} when mmpo did not train it."""
+    path = Path(folder) / RUN_CONFIG_FILE
+    return yaml.safe_load(path.read_text()) if path.exists() else {}

@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 import torch
-import yaml
 from transformers import (
     AutoModel,
     AutoModelForCausalLM,
@@ -23,6 +22,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from mmpo.config import saved_run_config
 from mmpo.errors import ConfigError
 
 BUNDLED_ENCODER = "bundled:all-minilm-l6-v2"
@@ -116,9 +116,9 @@ def _lora_base_model(folder: str) -> str | None:
     folder_path = Path(folder)
     if not (folder_path / "adapter_config.json").exists():
         return None
-    mmpo_config = folder_path / "mmpo_config.yaml"
-    if mmpo_config.exists():
-        return yaml.safe_load(mmpo_config.read_text())["model"]
+    trained = saved_run_config(folder_path)
+    if trained:
+        return trained["model"]
     return json.loads((folder_path / "adapter_config.json").read_text())["base_model_name_or_path"]
 
 

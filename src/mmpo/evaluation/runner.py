@@ -11,9 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mmpo.config import data_config_from_overrides
+from mmpo.config import data_config_from_overrides, saved_run_config
 from mmpo.data.prepare import prepare_pairs
 from mmpo.errors import ConfigError
 from mmpo.evaluation.metrics import pairwise_calibration, preference_report
@@ -29,12 +27,6 @@ _GENERIC_STEMS = {"dataset", "data", "test", "eval", "train"}
 def section_name(path: str) -> str:
     p = Path(path.split(":", 1)[-1])
     return p.parent.name if p.stem.split(".")[0] in _GENERIC_STEMS else p.stem.split(".")[0]
-
-
-def training_config_of(model_dir: str) -> dict[str, Any]:
-    """The mmpo_config.yaml saved next to a trained model, if any."""
-    path = Path(model_dir) / "mmpo_config.yaml"
-    return yaml.safe_load(path.read_text()) if path.exists() else {}
 
 
 def evaluate_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -55,7 +47,7 @@ def evaluate_from_args(args: argparse.Namespace) -> dict[str, Any]:
     else:
         length = LengthPolicy(args.max_length, args.max_prompt_length, "truncate")  # evaluation scores every pair
         features = tokenize_policy_pairs(pairs, tokenizer, length)
-        trained = training_config_of(args.model)
+        trained = saved_run_config(args.model)
         beta = args.beta if args.beta is not None else trained.get("loss", {}).get("beta")
         reference_name = args.ref_model or trained.get("model")
         if beta is None or not reference_name:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from tqdm.auto import tqdm
 
+from mmpo.config import saved_run_config
 from mmpo.embeddings import SentenceEmbedder
 from mmpo.models import load_reward_model, load_tokenizer
 from mmpo.reward_head import is_reward_head_folder, load_reward_head
@@ -58,7 +57,7 @@ class RewardPairScorer:
         self.batch_size = batch_size
         self.head_mode = is_reward_head_folder(model_dir)
         if self.head_mode:
-            trained = yaml.safe_load((Path(model_dir) / "mmpo_config.yaml").read_text())
+            trained = saved_run_config(model_dir)
             self.model = load_reward_head(model_dir)
             self.embedder = SentenceEmbedder(trained["model"], max_length=trained["max_length"])
         else:

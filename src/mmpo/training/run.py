@@ -11,12 +11,11 @@ from typing import Any
 
 import datasets
 import torch
-import yaml
 from accelerate import PartialState
 from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-from mmpo.config import RunConfig, config_to_dict
+from mmpo.config import RunConfig, config_to_dict, save_run_config, saved_run_config
 from mmpo.data.prepare import cap_samples, prepare_pairs
 from mmpo.data.unpaired import kto_pseudo_pairs, median_score, scored_samples
 from mmpo.embeddings import SentenceEmbedder
@@ -58,9 +57,6 @@ class MarginHistoryPlot(TrainerCallback):
             plot_margin_history(state.log_history, Path(args.output_dir) / "implicit_margin_history.png")
 
 
-RUN_CONFIG_FILE = "mmpo_config.yaml"
-
-
 def resolve_resume(cfg: RunConfig) -> str | None:
     """'' = latest checkpoint in output_dir if any (so re-running a killed command resumes), 'none' = fresh."""
     choice = cfg.train.resume_from_checkpoint
@@ -76,10 +72,9 @@ def check_resume_matches(cfg: RunConfig, out: Path) -> None:
     """Resuming a checkpoint under a different model, data or loss would silently mix two experiments.
     Everything outside ``train`` (schedule, logging, epochs may change on resume) and the cache location
     must match."""
-    saved_path = out / RUN_CONFIG_FILE
-    if not saved_path.exists():
+    saved = saved_run_config(out)
+    if not saved:
         return
-    saved = yaml.safe_load(saved_path.read_text())
     current = config_to_dict(cfg)
     changed = sorted(k for k in current if k not in ("train", "cache_dir") and saved.get(k) != current[k])
     if changed:
@@ -227,8 +222,7 @@ def train_from_config(cfg: RunConfig, callbacks: list[TrainerCallback] | None = 
     if resume:
         logger.info("resuming from %s", resume)
     if trainer.is_world_process_zero():
-        out.mkdir(parents=True, exist_ok=True)
-        (out / RUN_CONFIG_FILE).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        save_run_config(cfg, out)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(out))
     if uses_frozen_encoder(cfg) and trainer.is_world_process_zero():

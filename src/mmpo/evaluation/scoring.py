@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -20,12 +21,14 @@ from mmpo.training.tokenize import LengthPolicy, tokenize_reward_pairs
 
 @torch.no_grad()
 def reward_pair_logits(
-    model: torch.nn.Module, features: list[dict[str, Any]], pad_token_id: int, batch_size: int = 16
+    model: torch.nn.Module,
+    features: list[dict[str, Any]],
+    collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+    batch_size: int = 16,
 ) -> torch.Tensor:
-    """h = r(chosen) - r(rejected) for every pair, (N,)."""
+    """h = r(chosen) - r(rejected) for every pair, (N,); ``collate`` is the trainer's collator."""
     model.eval()
     device = next(model.parameters()).device
-    collate = RewardCollator(pad_token_id)
     out = []
     for start in tqdm(range(0, len(features), batch_size), desc="scoring pairs", leave=False):
         batch = {k: v.to(device) for k, v in collate(features[start : start + batch_size]).items()}
@@ -73,12 +76,5 @@ class RewardPairScorer:
     @torch.no_grad()
     def logits(self, pairs: list[dict[str, Any]]) -> torch.Tensor:
         """h = r(chosen) - r(rejected) per pair."""
-        features = self.features(pairs)
-        if not self.head_mode:
-            return reward_pair_logits(self.model, features, self.tokenizer.pad_token_id, self.batch_size)
-        collate = EmbeddingPairCollator()
-        out = []
-        for start in range(0, len(features), self.batch_size):
-            chosen, rejected = score_sequences(self.model, collate(features[start : start + self.batch_size])).chunk(2)
-            out.append(chosen - rejected)
-        return torch.cat(out)
+        collate = EmbeddingPairCollator() if self.head_mode else RewardCollator(self.tokenizer.pad_token_id)
+        return reward_pair_logits(self.model, self.features(pairs), collate, self.batch_size)

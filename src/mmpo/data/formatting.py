@@ -28,6 +28,12 @@ def _plain_render(messages: Messages) -> str:
     return "\n".join(f"{m.get('role', 'user')}: {m['content']}" for m in messages)
 
 
+def template_plain_text(mode: str, tokenizer: PreTrainedTokenizerBase | None) -> bool:
+    """Whether plain-string rows go through the chat template: data.chat_template 'always', or 'auto'
+    whenever a tokenizer is given (render_prompt_and_response still needs the tokenizer to have one)."""
+    return mode == "always" or (mode == "auto" and tokenizer is not None)
+
+
 def render_prompt_and_response(
     prompt: str | Messages,
     response: str | Messages,

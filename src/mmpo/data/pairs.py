@@ -17,7 +17,7 @@ import datasets
 from transformers import PreTrainedTokenizerBase
 
 from mmpo.config import DataConfig
-from mmpo.data.formatting import render_prompt_and_response, split_hh_dialogue
+from mmpo.data.formatting import render_prompt_and_response, split_hh_dialogue, template_plain_text
 from mmpo.errors import ConfigError, DataError
 from mmpo.margins.scores import get_field, has_field, read_score, resolve_score_columns, score_margin
 from mmpo.margins.votes import annotator_votes, log_vote_ratio
@@ -152,7 +152,7 @@ class PairBuilder:
             self.score_paths = resolve_score_columns(first, cfg.chosen_score, cfg.rejected_score)
         stats = PairStats(rows_in=len(dataset), dropped_ties=[], dropped_negative=[], dropped_empty=[])
         pairs: list[dict[str, Any]] = []
-        wrap = cfg.chat_template == "always" or (cfg.chat_template == "auto" and self.tokenizer is not None)
+        wrap = template_plain_text(cfg.chat_template, self.tokenizer)
         for i, row in enumerate(dataset):
             try:
                 chosen, rejected = read_text(row, cfg.chosen_column, i), read_text(row, cfg.rejected_column, i)

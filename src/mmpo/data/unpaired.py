@@ -18,7 +18,7 @@ from typing import Any
 from transformers import PreTrainedTokenizerBase
 
 from mmpo.config import DataConfig
-from mmpo.data.formatting import render_prompt_and_response
+from mmpo.data.formatting import render_prompt_and_response, template_plain_text
 from mmpo.data.io import load_records
 from mmpo.data.pairs import EmptyText, read_text
 from mmpo.errors import DataError
@@ -58,7 +58,7 @@ def kto_pseudo_pairs(
     samples: list[dict[str, Any]], median: float, tokenizer: PreTrainedTokenizerBase | None, chat_template: str
 ) -> list[dict[str, Any]]:
     """Pseudo-pairs: chosen = the sample's completion, rejected = the next sample's (KL) completion."""
-    wrap = chat_template == "always" or (chat_template == "auto" and tokenizer is not None)
+    wrap = template_plain_text(chat_template, tokenizer)
     pairs = []
     for index, sample in enumerate(samples):
         mismatch = samples[(index + 1) % len(samples)]

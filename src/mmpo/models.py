@@ -78,15 +78,7 @@ def load_reward_model(
     name_or_path: str, trust_remote_code: bool = False, dtype: torch.dtype | None = None
 ) -> PreTrainedModel:
     """Sequence-classification model with one output: the scalar reward (LoRA folders are merged)."""
-    base = _lora_base_model(name_or_path)
-    if base is not None:
-        return _merge_lora(load_reward_model(base, trust_remote_code, dtype), name_or_path)
-    path, extra = resolve_model(name_or_path)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=1, trust_remote_code=trust_remote_code, dtype=dtype, **extra
-    )
-    if "gguf_file" in extra:
-        model = _as_plain_model(model)
+    model = _load_pretrained(AutoModelForSequenceClassification, name_or_path, trust_remote_code, dtype, num_labels=1)
     if model.config.pad_token_id is None and model.config.eos_token_id is not None:
         model.config.pad_token_id = model.config.eos_token_id
     return model
@@ -95,11 +87,17 @@ def load_reward_model(
 def load_causal_lm(
     name_or_path: str, trust_remote_code: bool = False, dtype: torch.dtype | None = None
 ) -> PreTrainedModel:
+    """Causal LM (LoRA folders are merged onto their base model)."""
+    return _load_pretrained(AutoModelForCausalLM, name_or_path, trust_remote_code, dtype)
+
+
+def _load_pretrained(auto_class, name_or_path: str, trust_remote_code: bool, dtype, **kwargs) -> PreTrainedModel:
+    """from_pretrained for local, bundled, GGUF and LoRA-adapter folders alike."""
     base = _lora_base_model(name_or_path)
     if base is not None:
-        return _merge_lora(load_causal_lm(base, trust_remote_code, dtype), name_or_path)
+        return _merge_lora(_load_pretrained(auto_class, base, trust_remote_code, dtype, **kwargs), name_or_path)
     path, extra = resolve_model(name_or_path)
-    model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=dtype, **extra)
+    model = auto_class.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=dtype, **extra, **kwargs)
     return _as_plain_model(model) if "gguf_file" in extra else model
 
 

@@ -117,14 +117,8 @@ def test_heads_it_cannot_handle_use_the_full_logits():
     )
 
 
-def test_padding_free_batches_equal_padded_ones():
-    """Packed rows (position ids restarting per sequence, no attention mask) give the padded batch's log-probs
-    and gradients: the block-causal attention keeps the sequences apart."""
-    from mmpo.features.collators import PackedPolicyCollator, PolicyCollator
-
-    model = tiny_llama(503, seed=9).double()
-    other = copy.deepcopy(model)
-    g = torch.Generator().manual_seed(10)
+def packed_features(seed: int) -> list[dict]:
+    g = torch.Generator().manual_seed(seed)
     features = []
     for k in range(3):
         lengths = (5 + 3 * k, 9 - k, 4 + 2 * k)  # prompt, chosen, rejected: different lengths, so padding differs
@@ -135,6 +129,22 @@ def test_padding_free_batches_equal_padded_ones():
             sides[f"{side}_input_ids"] = prompt + response
             sides[f"{side}_completion_mask"] = [0] * len(prompt) + [1] * n
         features.append({**sides, "margin": 1.0, "source_row": k, "section": ""})
+    return features
+
+
+@pytest.mark.parametrize("attention", ["sdpa dense block-causal mask", "SDPA per packed sequence"])
+def test_padding_free_batches_equal_padded_ones(attention):
+    """Packed rows (position ids restarting per sequence, no attention mask) give the padded batch's log-probs
+    and gradients, under transformers' dense block-causal mask and under mmpo's per-sequence SDPA alike."""
+    from mmpo.features.collators import PackedPolicyCollator, PolicyCollator
+    from mmpo.models.varlen_attention import VARLEN_SDPA, prepare_packed_attention
+
+    model = tiny_llama(503, seed=9).double()
+    other = copy.deepcopy(model)
+    if attention == "SDPA per packed sequence":
+        assert prepare_packed_attention(other) == attention
+        assert other.config._attn_implementation == VARLEN_SDPA
+    features = packed_features(10)
     padded = PolicyCollator(0)(features)
     packed = PackedPolicyCollator(0)(features)
     assert packed["input_ids"].shape == (
@@ -156,3 +166,42 @@ def test_padding_free_batches_equal_padded_ones():
     b.sum().backward()
     for (name, p), q in zip(model.named_parameters(), other.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-7, atol=1e-9, msg=name)
+
+
+def test_per_sequence_sdpa_splits_the_row_where_positions_restart(monkeypatch):
+    """Without the split, the packed row is one causal sequence and later sequences see earlier ones: the
+    log-probs change, so the equality above depends on the split being made."""
+    import itertools
+
+    import mmpo.models.varlen_attention as varlen
+    from mmpo.features.collators import PackedPolicyCollator
+
+    model = tiny_llama(503, seed=9).double()
+    varlen.prepare_packed_attention(model)
+    features = packed_features(10)
+    packed = PackedPolicyCollator(0)(features)
+    lengths = [len(f[f"{side}_input_ids"]) for side in ("chosen", "rejected") for f in features]
+    assert varlen.packed_sequence_bounds(packed["position_ids"], sum(lengths)) == [
+        0,
+        *itertools.accumulate(lengths),
+    ]
+    ids, positions, owners = packed["input_ids"], packed["position_ids"], packed["sequence_index"]
+    args = (ids, None, packed["completion_mask"], True, positions, owners)
+    split = sequence_logps(model, *args)[0]
+    monkeypatch.setattr(varlen, "packed_sequence_bounds", lambda position_ids, length: None)
+    unsplit = sequence_logps(model, *args)[0]
+    assert torch.equal(split[:1], unsplit[:1])  # the first sequence sees nothing before it either way
+    assert not torch.allclose(split[1:], unsplit[1:], atol=1e-3)
+
+
+def test_models_that_per_sequence_sdpa_would_get_wrong_keep_their_attention():
+    from mmpo.models.varlen_attention import prepare_packed_attention, supports_varlen_sdpa
+
+    model = tiny_llama(503, seed=9)
+    model.config.sliding_window = 4  # a plain causal SDPA per sequence would ignore the window
+    assert not supports_varlen_sdpa(model)
+    assert "dense block-causal mask" in prepare_packed_attention(model)
+    assert model.config._attn_implementation == "sdpa"
+    eager = tiny_llama(503, seed=9)
+    eager.set_attn_implementation("eager")
+    assert "dense block-causal mask" in prepare_packed_attention(eager)

@@ -20,6 +20,7 @@ from accelerate.utils import gather_object
 
 from mmpo.features.collators import PackedPolicyCollator, PolicyCollator
 from mmpo.features.logprobs import batch_sequence_logps
+from mmpo.models.varlen_attention import prepare_packed_attention
 from mmpo.progress import progress
 from mmpo.records import PolicyFeatures
 from mmpo.tensor_cache import load_cached, save_atomically
@@ -65,6 +66,8 @@ def compute_reference_logps(
     """(chosen, rejected) summed completion log-probs under ``model``; each process scores its share."""
     state = PartialState()
     collate = (PackedPolicyCollator if padding_free else PolicyCollator)(pad_token_id)
+    if padding_free:
+        prepare_packed_attention(model)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -26,6 +26,7 @@ from mmpo.features.tokenize import LengthPolicy, tokenize_policy_pairs, tokenize
 from mmpo.models.embeddings import SentenceEmbedder
 from mmpo.models.loading import load_causal_lm, load_reward_model, load_tokenizer
 from mmpo.models.reward_head import FrozenEncoderRewardHead
+from mmpo.models.varlen_attention import prepare_packed_attention
 from mmpo.records import Features, Pair, PolicyFeatures
 from mmpo.training.base_trainer import PairwiseTrainer
 from mmpo.training.kto_trainer import KTOTrainer
@@ -123,6 +124,8 @@ class PolicyRecipe(Recipe):
         )
         if cfg.loss.needs_reference:
             self.precompute_reference(model, tokenizer.pad_token_id, {"train": train, "eval": evaluation})
+        if cfg.padding_free:
+            logger.info("padding-free batches: attention by %s", prepare_packed_attention(model))
         model = maybe_wrap_lora(model, cfg.lora, "CAUSAL_LM")
         if cfg.train.gradient_checkpointing:
             model.config.use_cache = False

@@ -1,0 +1,99 @@
+"""Attention over packed sequences without a dense mask: transformers' SDPA, run once per packed sequence.
+
+A padding-free batch is one row holding several sequences, with position ids restarting at 0 at each one.
+FlashAttention's varlen kernels attend within each sequence directly. Without them (on a CPU, or a GPU without
+``flash-attn``), transformers' SDPA path builds one dense block-causal mask over every token of the row, so the
+attention costs (sum of lengths)^2 and the packed row is slower than the padded batch it replaces. This module
+registers an attention implementation, ``mmpo_varlen_sdpa``, that finds the sequence starts in the position ids
+and runs SDPA (causal, no mask) on each sequence's slice: the attention then costs the sum of the squared
+lengths, and the linear layers see no padding at all. Unpacked inputs go to transformers' own SDPA unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import AttentionInterface, AttentionMaskInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import sdpa_mask
+
+VARLEN_SDPA = "mmpo_varlen_sdpa"
+
+
+def packed_sequence_bounds(position_ids: torch.Tensor | None, length: int) -> list[int] | None:
+    """Start offsets of the packed sequences plus the end, or None when the row is one ordinary sequence."""
+    if position_ids is None or position_ids.dim() != 2 or position_ids.shape[0] != 1:
+        return None
+    starts = torch.nonzero(position_ids[0] == 0).flatten().tolist()
+    if len(starts) < 2 or starts[0] != 0:
+        return None
+    return [*starts, length]
+
+
+def varlen_sdpa_forward(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """SDPA per packed sequence when the (mask-free) row is packed; transformers' SDPA otherwise."""
+    bounds = None
+    if attention_mask is None and query.shape[2] == key.shape[2]:  # training or scoring: no KV cache
+        bounds = packed_sequence_bounds(kwargs.get("position_ids"), query.shape[2])
+    if bounds is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    pieces = [
+        sdpa_attention_forward(
+            module, query[:, :, start:end], key[:, :, start:end], value[:, :, start:end], None, **kwargs
+        )[0]
+        for start, end in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    return torch.cat(pieces, dim=1), None  # (batch, tokens, heads, head_dim), like sdpa_attention_forward
+
+
+def varlen_sdpa_mask(*args, attention_mask: torch.Tensor | None = None, **kwargs) -> torch.Tensor | None:
+    """No mask for mask-free inputs (causal, or packed: the attention splits the row itself), else SDPA's mask.
+
+    Skipping the mask for a packed row is what saves the dense (tokens x tokens) block-causal mask."""
+    q_length, kv_length = kwargs.get("q_length"), kwargs.get("kv_length")
+    if attention_mask is None and q_length == kv_length and not kwargs.get("q_offset") and not kwargs.get("kv_offset"):
+        return None
+    return sdpa_mask(*args, attention_mask=attention_mask, **kwargs)
+
+
+AttentionInterface.register(VARLEN_SDPA, varlen_sdpa_forward)
+AttentionMaskInterface.register(VARLEN_SDPA, varlen_sdpa_mask)
+
+
+def _text_config(model: torch.nn.Module):
+    config = model.config
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def supports_varlen_sdpa(model: torch.nn.Module) -> bool:
+    """Whether the per-sequence SDPA is exact for this model: it uses SDPA today and has no sliding window or
+    attention soft-capping (which the plain causal SDPA of each slice would ignore)."""
+    config = _text_config(model)
+    if getattr(config, "_attn_implementation", None) not in ("sdpa", VARLEN_SDPA):
+        return False  # eager, flex or FlashAttention (which handles packed rows itself): leave it alone
+    if getattr(config, "sliding_window", None) or getattr(config, "attn_logit_softcapping", None):
+        return False
+    return hasattr(model, "set_attn_implementation")
+
+
+def prepare_packed_attention(model: torch.nn.Module) -> str:
+    """Make a model attend within each sequence of a packed row as cheaply as it can; says how, for the log.
+
+    SDPA models switch to the per-sequence SDPA (padded batches give the same results under it, so the switch
+    can stay in place); FlashAttention finds the sequences from the position ids itself; anything else keeps
+    transformers' dense block-causal mask: exact, but its attention costs (sum of lengths)^2."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
+    implementation = getattr(_text_config(inner), "_attn_implementation", None)
+    if supports_varlen_sdpa(inner):
+        if implementation != VARLEN_SDPA:
+            inner.set_attn_implementation(VARLEN_SDPA)
+        return "SDPA per packed sequence"
+    if implementation and "flash" in implementation:
+        return f"{implementation} (varlen)"
+    return f"{implementation}, one dense block-causal mask per packed row"

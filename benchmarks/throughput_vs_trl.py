@@ -9,7 +9,7 @@ subprocess so peak memory (GPU: max allocated; CPU: max RSS) is not shared. Prin
     .venv/bin/python benchmarks/throughput_vs_trl.py                # tiny Llama, CPU-sized
     .venv/bin/python benchmarks/throughput_vs_trl.py --model smollm2 --pairs 16 --batch-size 4 --max-length 1024
     .venv/bin/python benchmarks/throughput_vs_trl.py --model smollm2 --pairs 16 --batch-size 4 \\
-        --max-length 256 512 1024 2048     # scaling table
+        --max-length 256 512 1024 2048 --longest    # scaling table on the longest pairs
 The last line is JSON with throughput_ratio and peak_memory_ratio (mmpo / TRL) at the last max_length.
 """
 
@@ -75,7 +75,11 @@ def load_everything(args):
     model = load_causal_lm(BUNDLED_SMOLLM2) if args.model == "smollm2" else tiny_llama(len(tokenizer), 0, 64, 4)
     cfg = DataConfig(on_empty="drop", chat_template="never", shuffle_seed=0)
     # real UltraFeedback pairs at their natural lengths (cut at max_length), from the sample shipped with mmpo
-    pairs = prepare_pairs(cfg, "bundled:ultrafeedback/train.jsonl.gz", tokenizer, max_samples=args.pairs)
+    if args.longest:  # the pairs whose shorter side is longest, so that long max_lengths are actually reached
+        pairs = prepare_pairs(cfg, "bundled:ultrafeedback/train.jsonl.gz", tokenizer)
+        pairs = sorted(pairs, key=lambda p: -min(len(p.prompt + p.chosen), len(p.prompt + p.rejected)))[: args.pairs]
+    else:
+        pairs = prepare_pairs(cfg, "bundled:ultrafeedback/train.jsonl.gz", tokenizer, max_samples=args.pairs)
     length = LengthPolicy(args.max_length, args.max_length // 2, "truncate")
     return tokenizer, model, lambda: tokenize_policy_pairs(pairs, tokenizer, length)
 
@@ -152,6 +156,7 @@ def run_worker(args) -> dict:
     return {
         "framework": args.worker,
         "tokens": tokens,
+        "mean_length": tokens / (2 * len(features)),
         "seconds": seconds,
         "tokens_per_s": tokens / seconds,
         "peak_mb": peak_memory_mb(),
@@ -168,6 +173,7 @@ def run_pair(args, max_length: int) -> dict[str, dict]:
         argv += ["--bf16"] if args.bf16 else []
         argv += ["--padding-free"] if args.padding_free else []
         argv += ["--gradient-checkpointing"] if args.gradient_checkpointing else []
+        argv += ["--longest"] if args.longest else []
         out = subprocess.run(argv, capture_output=True, text=True, check=False)
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
@@ -185,6 +191,7 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--padding-free", action="store_true", help="mmpo packs each batch into one row")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="both frameworks (TRL's default)")
+    parser.add_argument("--longest", action="store_true", help="the longest pairs of the sample, not the first")
     parser.add_argument("--worker", choices=["mmpo", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -192,15 +199,20 @@ def main() -> None:
         print("RESULT " + json.dumps(run_worker(args)), flush=True)
         return
     print(f"model={args.model} pairs={args.pairs} batch={args.batch_size} bf16={args.bf16}", end=" ")
-    print(f"padding_free={args.padding_free} gradient_checkpointing={args.gradient_checkpointing}")
-    print("| max_length | framework | tokens | seconds | tokens/s | peak memory (MB) | memory added by training (MB) |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"padding_free={args.padding_free} gradient_checkpointing={args.gradient_checkpointing}", end=" ")
+    print(f"longest={args.longest}")
+    print(
+        "| max_length | framework | tokens | mean sequence length | seconds | tokens/s | peak memory (MB) "
+        "| memory added by training (MB) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     ratios = []
     for max_length in args.max_length:
         results = run_pair(args, max_length)
         for r in results.values():
             print(
-                f"| {max_length} | {r['framework']} | {r['tokens']} | {r['seconds']:.1f} | {r['tokens_per_s']:.0f} "
+                f"| {max_length} | {r['framework']} | {r['tokens']} | {r['mean_length']:.0f} | {r['seconds']:.1f} "
+                f"| {r['tokens_per_s']:.0f} "
                 f"| {r['peak_mb']:.0f} | {r['added_mb']:.0f} |",
                 flush=True,
             )
@@ -219,6 +231,7 @@ def main() -> None:
     last = ratios[-1]
     summary = {**last, "model": args.model, "bf16": args.bf16, "padding_free": args.padding_free, "pairs": args.pairs}
     summary["gradient_checkpointing"] = args.gradient_checkpointing
+    summary["longest"] = args.longest
     if len(ratios) > 1:
         summary["scaling"] = ratios
     print(json.dumps(summary))

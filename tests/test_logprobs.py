@@ -205,3 +205,24 @@ def test_models_that_per_sequence_sdpa_would_get_wrong_keep_their_attention():
     eager = tiny_llama(503, seed=9)
     eager.set_attn_implementation("eager")
     assert "dense block-causal mask" in prepare_packed_attention(eager)
+
+
+def test_per_sequence_sdpa_takes_the_bounds_given_without_position_ids():
+    """With cu_seq_lens given (as mmpo passes them), the split does not need the model to hand its position ids
+    to the attention layers: each sequence's output is SDPA on that sequence alone."""
+    from mmpo.models.varlen_attention import varlen_sdpa_forward
+
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = 2, True
+    g = torch.Generator().manual_seed(3)
+    query, key, value = (torch.randn(1, heads, 9, 8, generator=g) for heads in (4, 2, 2))
+    bounds = torch.tensor([0, 4, 9], dtype=torch.int32)
+    packed, _ = varlen_sdpa_forward(module, query, key, value, None, cu_seq_lens_q=bounds, cu_seq_lens_k=bounds)
+    for start, end in ((0, 4), (4, 9)):
+        alone = torch.nn.functional.scaled_dot_product_attention(
+            query[:, :, start:end],
+            key[:, :, start:end].repeat_interleave(2, 1),
+            value[:, :, start:end].repeat_interleave(2, 1),
+            is_causal=True,
+        ).transpose(1, 2)
+        torch.testing.assert_close(packed[:, start:end], alone)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from mmpo.models.varlen_attention import packed_attention_kwargs
+
 CHUNK_TOKENS = 1024
 
 
@@ -155,6 +157,7 @@ def sequence_logps(
         inputs["attention_mask"] = attention_mask
     else:
         inputs["position_ids"] = position_ids
+        inputs.update(packed_attention_kwargs(model, position_ids))
     head = plain_lm_head(model) if chunked else None
     if head is not None:
         outputs = model(**inputs, output_hidden_states=True, logits_to_keep=1)

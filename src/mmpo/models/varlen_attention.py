@@ -40,7 +40,11 @@ def varlen_sdpa_forward(
     """SDPA per packed sequence when the (mask-free) row is packed; transformers' SDPA otherwise."""
     bounds = None
     if attention_mask is None and query.shape[2] == key.shape[2]:  # training or scoring: no KV cache
-        bounds = packed_sequence_bounds(kwargs.get("position_ids"), query.shape[2])
+        given = kwargs.get("cu_seq_lens_q")
+        if given is not None:
+            bounds = given.tolist()
+        else:
+            bounds = packed_sequence_bounds(kwargs.get("position_ids"), query.shape[2])
     if bounds is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     pieces = [
@@ -50,6 +54,30 @@ def varlen_sdpa_forward(
         for start, end in zip(bounds[:-1], bounds[1:], strict=True)
     ]
     return torch.cat(pieces, dim=1), None  # (batch, tokens, heads, head_dim), like sdpa_attention_forward
+
+
+def packed_attention_kwargs(model: torch.nn.Module, position_ids: torch.Tensor) -> dict[str, object]:
+    """The sequence bounds of a packed row, as the keyword arguments transformers passes down to every attention
+    layer (FlashAttention's ``cu_seq_lens``), for the implementations that read them; empty for the others.
+
+    Given explicitly, they do not depend on a model handing its position ids to its attention layers."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
+    while hasattr(inner, "module") and not hasattr(inner, "config"):  # DDP and similar wrappers
+        inner = inner.module
+    implementation = getattr(_text_config(inner), "_attn_implementation", None) if hasattr(inner, "config") else None
+    if implementation != VARLEN_SDPA and not (implementation and "flash" in implementation):
+        return {}
+    bounds = packed_sequence_bounds(position_ids, position_ids.shape[-1])
+    if bounds is None:
+        return {}
+    longest = max(end - start for start, end in zip(bounds[:-1], bounds[1:], strict=True))
+    cu_seq_lens = torch.tensor(bounds, dtype=torch.int32, device=position_ids.device)
+    return {
+        "cu_seq_lens_q": cu_seq_lens,
+        "cu_seq_lens_k": cu_seq_lens,
+        "max_length_q": longest,
+        "max_length_k": longest,
+    }
 
 
 def varlen_sdpa_mask(*args, attention_mask: torch.Tensor | None = None, **kwargs) -> torch.Tensor | None:
@@ -77,7 +105,9 @@ def supports_varlen_sdpa(model: torch.nn.Module) -> bool:
     config = _text_config(model)
     if getattr(config, "_attn_implementation", None) not in ("sdpa", VARLEN_SDPA):
         return False  # eager, flex or FlashAttention (which handles packed rows itself): leave it alone
-    if getattr(config, "sliding_window", None) or getattr(config, "attn_logit_softcapping", None):
+    sliding_window = getattr(config, "sliding_window", None) if getattr(config, "use_sliding_window", True) else None
+    sliding_layers = "sliding_attention" in (getattr(config, "layer_types", None) or ())
+    if sliding_window or sliding_layers or getattr(config, "attn_logit_softcapping", None):
         return False
     return hasattr(model, "set_attn_implementation")
 

@@ -200,11 +200,14 @@ def test_models_that_per_sequence_sdpa_would_get_wrong_keep_their_attention():
     model = tiny_llama(503, seed=9)
     model.config.sliding_window = 4  # a plain causal SDPA per sequence would ignore the window
     assert not supports_varlen_sdpa(model)
-    assert "dense block-causal mask" in prepare_packed_attention(model)
+    assert prepare_packed_attention(model) is None
     assert model.config._attn_implementation == "sdpa"
     eager = tiny_llama(503, seed=9)
     eager.set_attn_implementation("eager")
-    assert "dense block-causal mask" in prepare_packed_attention(eager)
+    assert prepare_packed_attention(eager) is None
+    qwen_style = tiny_llama(503, seed=9)
+    qwen_style.config.sliding_window, qwen_style.config.use_sliding_window = 4, False  # a window that is off
+    assert prepare_packed_attention(qwen_style) == "SDPA per packed sequence"
 
 
 def test_per_sequence_sdpa_takes_the_bounds_given_without_position_ids():

@@ -352,15 +352,20 @@ def test_kto_unpairs_pair_files(shared_data):
 
 
 @pytest.mark.parametrize("checkpointing", [False, True])
-def test_padding_free_training_matches_padded_training(tmp_path, tiny_llama_dir, checkpointing):
+def test_padding_free_training_matches_padded_training(tmp_path, tiny_llama_dir, checkpointing, caplog):
     """The same run with packed batches (SDPA per packed sequence, with or without activation checkpointing)
     ends with the padded run's weights (and its reference log-probs)."""
     common = ["train.max_steps=3", "train.save_steps=3", "train.eval_steps=3"]
-    padded = train_from_config(policy_config(tmp_path, tiny_llama_dir, *common, f"train.output_dir={tmp_path}/pad"))
-    packed_settings = ["padding_free=true", f"train.gradient_checkpointing={str(checkpointing).lower()}"]
-    packed = train_from_config(
-        policy_config(tmp_path, tiny_llama_dir, *common, *packed_settings, f"train.output_dir={tmp_path}/packed")
+    padded = train_from_config(
+        policy_config(tmp_path, tiny_llama_dir, *common, "padding_free=false", f"train.output_dir={tmp_path}/pad")
     )
+    packed_settings = ["padding_free=true", f"train.gradient_checkpointing={str(checkpointing).lower()}"]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="mmpo"):
+        packed = train_from_config(
+            policy_config(tmp_path, tiny_llama_dir, *common, *packed_settings, f"train.output_dir={tmp_path}/packed")
+        )
+    assert "padding-free batches: attention by SDPA per packed sequence" in caplog.text
     a = load_file(str(padded.output_dir / "model.safetensors"))
     b = load_file(str(packed.output_dir / "model.safetensors"))
     for name in a:

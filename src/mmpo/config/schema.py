@@ -193,8 +193,9 @@ class RunConfig:
     max_length: int = 512
     max_prompt_length: int = 256
     overlong: str = "error"  # error | truncate | drop
-    # policies and KTO: pack each batch's sequences into one row (no padding computed); see PackedPolicyCollator
-    padding_free: bool = False
+    # policies and KTO: pack each batch's sequences into one row (no padding computed) when the model can attend
+    # per sequence without a dense mask (SDPA or FlashAttention, no sliding window); see models/varlen_attention.py
+    padding_free: bool = True
     cache_dir: str = ""  # reference log-probs and embeddings cache; default <output_dir>/../cache
     ece_bins: int = 10
     data: DataConfig = field(default_factory=DataConfig)

@@ -65,9 +65,8 @@ def compute_reference_logps(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(chosen, rejected) summed completion log-probs under ``model``; each process scores its share."""
     state = PartialState()
-    collate = (PackedPolicyCollator if padding_free else PolicyCollator)(pad_token_id)
-    if padding_free:
-        prepare_packed_attention(model)
+    packed = padding_free and prepare_packed_attention(model) is not None
+    collate = (PackedPolicyCollator if packed else PolicyCollator)(pad_token_id)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

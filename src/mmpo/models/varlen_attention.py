@@ -112,12 +112,13 @@ def supports_varlen_sdpa(model: torch.nn.Module) -> bool:
     return hasattr(model, "set_attn_implementation")
 
 
-def prepare_packed_attention(model: torch.nn.Module) -> str:
-    """Make a model attend within each sequence of a packed row as cheaply as it can; says how, for the log.
+def prepare_packed_attention(model: torch.nn.Module) -> str | None:
+    """Make a model attend within each sequence of a packed row without a dense mask, if it can; says how.
 
     SDPA models switch to the per-sequence SDPA (padded batches give the same results under it, so the switch
-    can stay in place); FlashAttention finds the sequences from the position ids itself; anything else keeps
-    transformers' dense block-causal mask: exact, but its attention costs (sum of lengths)^2."""
+    can stay in place); FlashAttention reads the sequence bounds itself. None for anything else (eager
+    attention, sliding windows, soft-capping): there transformers would build one dense block-causal mask over
+    the packed row, whose attention costs (sum of lengths)^2, so such models train on padded batches."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
     implementation = getattr(_text_config(inner), "_attn_implementation", None)
     if supports_varlen_sdpa(inner):
@@ -126,4 +127,4 @@ def prepare_packed_attention(model: torch.nn.Module) -> str:
         return "SDPA per packed sequence"
     if implementation and "flash" in implementation:
         return f"{implementation} (varlen)"
-    return f"{implementation}, one dense block-causal mask per packed row"
+    return None

@@ -113,6 +113,7 @@ class PolicyRecipe(Recipe):
     """A causal LM trained with a DPO-family loss against cached reference log-probs."""
 
     trainer_class = PolicyTrainer
+    packed = False  # set by build_model: padding-free batches, when the config and the model allow them
 
     def featurize(self, pairs, tokenizer):
         return tokenize_policy_pairs(pairs, tokenizer, self.length)
@@ -122,15 +123,29 @@ class PolicyRecipe(Recipe):
         model = load_causal_lm(
             cfg.model, cfg.trust_remote_code, getattr(torch, cfg.model_dtype), cfg.allow_pickled_weights
         )
+        self.packed = cfg.padding_free and self.use_packed_rows(model)
         if cfg.loss.needs_reference:
             self.precompute_reference(model, tokenizer.pad_token_id, {"train": train, "eval": evaluation})
-        if cfg.padding_free:
-            logger.info("padding-free batches: attention by %s", prepare_packed_attention(model))
         model = maybe_wrap_lora(model, cfg.lora, "CAUSAL_LM")
         if cfg.train.gradient_checkpointing:
             model.config.use_cache = False
-        collator = PackedPolicyCollator if cfg.padding_free else PolicyCollator
+        collator = PackedPolicyCollator if self.packed else PolicyCollator
         return model, collator(tokenizer.pad_token_id)
+
+    @staticmethod
+    def use_packed_rows(model: torch.nn.Module) -> bool:
+        """Padding-free batches where the model can attend within each packed sequence without a dense mask."""
+        attention = prepare_packed_attention(model)
+        if attention is None:
+            implementation = getattr(model.config, "_attn_implementation", None)
+            logger.info(
+                "padded batches: padding_free needs SDPA or FlashAttention without a sliding window, and this model "
+                "uses %s (a packed row would need a dense mask over all its tokens)",
+                implementation,
+            )
+            return False
+        logger.info("padding-free batches: attention by %s", attention)
+        return True
 
     def precompute_reference(
         self, model: torch.nn.Module, pad_token_id: int, feature_sets: dict[str, Sequence[PolicyFeatures]]
@@ -155,6 +170,7 @@ class PolicyRecipe(Recipe):
                 resolve_cache_dir(cfg),
                 cfg.train.per_device_eval_batch_size,
                 cfg.train.bf16,
+                self.packed,
             )
             attach_reference_logps(features, chosen, rejected)
             logger.info("%s reference log-probs %s", name, "from cache" if hit else "computed")

@@ -63,6 +63,27 @@ class RssSampler:
         return self.peak - self.baseline
 
 
+DENSE_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L40S": 362.1, "A10G": 70.0}  # vendor peaks
+
+
+def peak_tflops(args) -> float | None:
+    """The accelerator's dense bf16 peak, for MFU: --peak-tflops, else known GPUs by name; None on a CPU."""
+    import torch
+
+    if args.peak_tflops:
+        return args.peak_tflops
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    return next((tflops for gpu, tflops in DENSE_BF16_TFLOPS.items() if gpu in name), None)
+
+
+def model_flops(parameters: int, tokens: int) -> float:
+    """Model FLOPs of one epoch, as MFU counts them: 6N per trained token (forward and backward) plus 2N per
+    token of the reference pass; checkpointing's recomputation and attention's own FLOPs are not counted."""
+    return 8.0 * parameters * tokens
+
+
 def load_everything(args):
     from tiny_models import tiny_llama
 
@@ -153,7 +174,10 @@ def run_worker(args) -> dict:
     trainer.train()
     seconds = time.perf_counter() - start
     added = sampler.stop()
+    peak = peak_tflops(args)
+    parameters = sum(p.numel() for p in model.parameters())
     return {
+        "mfu": model_flops(parameters, tokens) / seconds / (peak * 1e12) if peak else None,
         "framework": args.worker,
         "tokens": tokens,
         "mean_length": tokens / (2 * len(features)),
@@ -174,6 +198,7 @@ def run_pair(args, max_length: int) -> dict[str, dict]:
         argv += ["--padding-free"] if args.padding_free else []
         argv += ["--gradient-checkpointing"] if args.gradient_checkpointing else []
         argv += ["--longest"] if args.longest else []
+        argv += ["--peak-tflops", str(args.peak_tflops)] if args.peak_tflops else []
         out = subprocess.run(argv, capture_output=True, text=True, check=False)
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
@@ -192,6 +217,7 @@ def main() -> None:
     parser.add_argument("--padding-free", action="store_true", help="mmpo packs each batch into one row")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="both frameworks (TRL's default)")
     parser.add_argument("--longest", action="store_true", help="the longest pairs of the sample, not the first")
+    parser.add_argument("--peak-tflops", type=float, help="the accelerator's dense bf16 peak, for MFU (GPUs by name)")
     parser.add_argument("--worker", choices=["mmpo", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -203,17 +229,17 @@ def main() -> None:
     print(f"longest={args.longest}")
     print(
         "| max_length | framework | tokens | mean sequence length | seconds | tokens/s | peak memory (MB) "
-        "| memory added by training (MB) |"
+        "| memory added by training (MB) | MFU |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     ratios = []
     for max_length in args.max_length:
         results = run_pair(args, max_length)
         for r in results.values():
             print(
                 f"| {max_length} | {r['framework']} | {r['tokens']} | {r['mean_length']:.0f} | {r['seconds']:.1f} "
-                f"| {r['tokens_per_s']:.0f} "
-                f"| {r['peak_mb']:.0f} | {r['added_mb']:.0f} |",
+                f"| {r['tokens_per_s']:.0f} | {r['peak_mb']:.0f} | {r['added_mb']:.0f} "
+                f"| {'-' if r['mfu'] is None else format(r['mfu'], '.1%')} |",
                 flush=True,
             )
         m, t = results["mmpo"], results["trl"]
@@ -223,6 +249,8 @@ def main() -> None:
                 "throughput_ratio": round(m["tokens_per_s"] / t["tokens_per_s"], 3),
                 "peak_memory_ratio": round(m["peak_mb"] / t["peak_mb"], 3),
                 "added_memory_ratio": round(m["added_mb"] / max(t["added_mb"], 1.0), 3),
+                "mmpo_mfu": m["mfu"],
+                "trl_mfu": t["mfu"],
             }
         )
     for r in ratios:

@@ -118,11 +118,18 @@ def test_missing_file(tmp_path, capsys):
             "train.resume_from_checkpoint: '/no/such/checkpoint' does not exist",
         ),
         ("data.eval_path=/no/such.jsonl", "data.eval_path: '/no/such.jsonl' does not exist"),
+        ("attn_implementation=flash", "attn_implementation = 'flash'; choose one of"),
+        (
+            "attn_implementation=flash_attention_2",
+            "attn_implementation flash_attention_2 needs the flash_attn package; it is not installed",
+        ),
     ],
 )
 def test_bad_settings_fail_before_loading(override, message, good_file, tmp_path, capsys):
     if override.startswith("train.report_to=[wandb]"):
         pytest.importorskip("nonexistent_module_to_skip") if _installed("wandb") else None
+    if override.endswith("flash_attention_2") and _installed("flash_attn"):
+        pytest.skip("flash-attn is installed here")
     start = time.perf_counter()
     got = one_line_error(
         capsys, "train", "policy", f"data.train_path={good_file}", f"train.output_dir={tmp_path}/out", override

@@ -371,3 +371,12 @@ def test_padding_free_training_matches_padded_training(tmp_path, tiny_llama_dir,
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
     assert packed.metrics["eval_loss"] == pytest.approx(padded.metrics["eval_loss"], rel=1e-4)
+
+
+def test_models_without_per_sequence_attention_train_on_padded_batches(tmp_path, tiny_llama_dir, caplog):
+    """attn_implementation=eager would need a dense mask over a packed row: mmpo pads instead, and says so."""
+    settings = ["train.max_steps=1", "attn_implementation=eager", f"train.output_dir={tmp_path}/eager"]
+    with caplog.at_level("INFO", logger="mmpo"):
+        train_from_config(policy_config(tmp_path, tiny_llama_dir, *settings))
+    assert "padded batches: padding_free needs SDPA or FlashAttention" in caplog.text
+    assert "this model uses eager" in caplog.text

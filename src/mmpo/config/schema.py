@@ -16,6 +16,9 @@ from mmpo.losses import LossConfig
 
 MARGIN_SOURCES = ("scores", "votes", "annotators", "similarity", "constant")
 
+# transformers' own names; the flash kernels are separate packages, checked before loading (training.preflight)
+ATTENTION_IMPLEMENTATIONS = ("", "sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
+
 
 def check_choices(choices: dict[str, tuple[str, tuple[str, ...]]], prefix: str) -> None:
     """Raise ConfigError naming the first key whose value is not one of its allowed choices."""
@@ -190,6 +193,8 @@ class RunConfig:
     # weights dtype at load time; float32 keeps fp32 master weights under train.bf16 autocast,
     # bfloat16 halves memory for large models (DeepSpeed keeps its own fp32 master copy)
     model_dtype: str = "float32"  # float32 | bfloat16 | float16
+    # transformers' attention: "" keeps its default (SDPA); flash_attention_2 needs the flash-attn package
+    attn_implementation: str = ""  # "" | sdpa | eager | flash_attention_2 | flash_attention_3 | flex_attention
     max_length: int = 512
     max_prompt_length: int = 256
     overlong: str = "error"  # error | truncate | drop
@@ -209,6 +214,7 @@ class RunConfig:
             "overlong": (self.overlong, ("error", "truncate", "drop")),
             "reward_head": (self.reward_head, ("sequence_classification", "frozen_encoder")),
             "model_dtype": (self.model_dtype, ("float32", "bfloat16", "float16")),
+            "attn_implementation": (self.attn_implementation, ATTENTION_IMPLEMENTATIONS),
         }
         check_choices(choices, "")
         if not self.model:

@@ -161,11 +161,22 @@ def load_encoder(name_or_path: str) -> tuple[PreTrainedTokenizerBase, PreTrained
 
 
 def load_reward_model(
-    name_or_path: str, trust_remote_code: bool = False, dtype: torch.dtype | None = None, allow_pickle: bool = False
+    name_or_path: str,
+    trust_remote_code: bool = False,
+    dtype: torch.dtype | None = None,
+    allow_pickle: bool = False,
+    attn_implementation: str = "",
 ) -> PreTrainedModel:
     """Sequence-classification model with one output: the scalar reward (LoRA adapters are merged)."""
+    attention = {"attn_implementation": attn_implementation} if attn_implementation else {}
     model = _load_pretrained(
-        AutoModelForSequenceClassification, name_or_path, trust_remote_code, dtype, allow_pickle, num_labels=1
+        AutoModelForSequenceClassification,
+        name_or_path,
+        trust_remote_code,
+        dtype,
+        allow_pickle,
+        num_labels=1,
+        **attention,
     )
     if model.config.pad_token_id is None and model.config.eos_token_id is not None:
         model.config.pad_token_id = model.config.eos_token_id
@@ -173,10 +184,15 @@ def load_reward_model(
 
 
 def load_causal_lm(
-    name_or_path: str, trust_remote_code: bool = False, dtype: torch.dtype | None = None, allow_pickle: bool = False
+    name_or_path: str,
+    trust_remote_code: bool = False,
+    dtype: torch.dtype | None = None,
+    allow_pickle: bool = False,
+    attn_implementation: str = "",
 ) -> PreTrainedModel:
-    """Causal LM (LoRA adapters are merged onto their base model)."""
-    return _load_pretrained(AutoModelForCausalLM, name_or_path, trust_remote_code, dtype, allow_pickle)
+    """Causal LM (LoRA adapters are merged onto their base model); "" keeps transformers' default attention."""
+    attention = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    return _load_pretrained(AutoModelForCausalLM, name_or_path, trust_remote_code, dtype, allow_pickle, **attention)
 
 
 def _load_pretrained(

@@ -37,6 +37,12 @@ def check_trainer_settings(cfg: RunConfig) -> None:
         package = _BACKEND_PACKAGES.get(backend)
         if package and importlib.util.find_spec(package) is None:
             raise ConfigError(f"train.report_to includes {backend!r} but it is not installed: pip install {package}")
+    kernel_package = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
+    package = kernel_package.get(cfg.attn_implementation)
+    if package and importlib.util.find_spec(package) is None:
+        raise ConfigError(
+            f"attn_implementation {cfg.attn_implementation} needs the {package} package; it is not installed"
+        )
     if train.bf16 and cfg.model_dtype == "float16":
         raise ConfigError("train.bf16 with model_dtype float16 mixes two half-precision formats; use bfloat16")
 

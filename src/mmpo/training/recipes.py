@@ -104,7 +104,11 @@ class SequenceClassificationRewardRecipe(Recipe):
     def build_model(self, tokenizer, train, evaluation):
         cfg = self.cfg
         model = load_reward_model(
-            cfg.model, cfg.trust_remote_code, getattr(torch, cfg.model_dtype), cfg.allow_pickled_weights
+            cfg.model,
+            cfg.trust_remote_code,
+            getattr(torch, cfg.model_dtype),
+            cfg.allow_pickled_weights,
+            cfg.attn_implementation,
         )
         return maybe_wrap_lora(model, cfg.lora, "SEQ_CLS"), RewardCollator(tokenizer.pad_token_id)
 
@@ -121,7 +125,11 @@ class PolicyRecipe(Recipe):
     def build_model(self, tokenizer, train, evaluation):
         cfg = self.cfg
         model = load_causal_lm(
-            cfg.model, cfg.trust_remote_code, getattr(torch, cfg.model_dtype), cfg.allow_pickled_weights
+            cfg.model,
+            cfg.trust_remote_code,
+            getattr(torch, cfg.model_dtype),
+            cfg.allow_pickled_weights,
+            cfg.attn_implementation,
         )
         self.packed = cfg.padding_free and self.use_packed_rows(model)
         if cfg.loss.needs_reference:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mmpo.config.loading import data_config_from_overrides
-from mmpo.data.io import check_data_files, load_records
+from mmpo.data.io import check_data_files, json_lines, load_records
 from mmpo.data.reading import EmptyText, read_text
 from mmpo.errors import DataError
 from mmpo.evaluation.judges import DEFAULT_PROMPT, JudgeRequest, JudgeSettings, make_judge, read_prompt_file
@@ -47,14 +47,13 @@ def already_done(out: Path) -> set[int]:
     """source_row of every row OUT holds; a broken line (a killed run mid-write) is an error naming it."""
     if not out.exists():
         return set()
+    not_annotated = "is not an annotated row; remove it to resume"
     done = set()
-    for number, line in enumerate(out.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, row in json_lines(out, not_annotated):
         try:
-            done.add(int(json.loads(line)["source_row"]))
+            done.add(int(row["source_row"]))
         except (ValueError, KeyError, TypeError):
-            raise DataError(f"{out}: line {number} is not an annotated row; remove it to resume") from None
+            raise DataError(f"{out}: line {number} {not_annotated}") from None
     return done
 
 

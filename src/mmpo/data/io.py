@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import datasets
 
@@ -88,6 +90,17 @@ def _load_saved_folder(path: Path, split: str) -> datasets.Dataset:
 def _open_text(path: Path):
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     return opener(path, "rt", encoding="utf-8", errors="strict")
+
+
+def json_lines(path: Path, broken: str = "is not valid JSON") -> Iterator[tuple[int, Any]]:
+    """(1-based line number, value) of every non-blank line of a JSON Lines file; a line that does not parse
+    is a DataError naming it, worded by ``broken`` (e.g. how to recover a file a killed run left half-written)."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                yield number, json.loads(line)
+            except ValueError as exc:
+                raise DataError(f"{path}: line {number} {broken} ({exc})") from None
 
 
 def check_json_file(path: Path) -> None:

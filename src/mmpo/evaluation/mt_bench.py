@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mmpo.config.paths import resolve_data_path
+from mmpo.data.io import json_lines
 from mmpo.errors import ConfigError, DataError
 from mmpo.evaluation.judges import JudgePrompt, JudgeRequest
 from mmpo.progress import progress
@@ -45,14 +46,7 @@ def _jsonl(path: str, what: str) -> list[dict[str, Any]]:
     resolved = Path(resolve_data_path(path))
     if not resolved.is_file():
         raise ConfigError(f"{what} file {path!r} does not exist")
-    rows = []
-    for number, line in enumerate(resolved.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except ValueError as exc:
-                raise DataError(f"{resolved}: line {number} is not valid JSON ({exc})") from None
-    return rows
+    return [row for _, row in json_lines(resolved)]
 
 
 def _source(name: str, kind: str) -> str:

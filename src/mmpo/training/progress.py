@@ -14,6 +14,8 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from mmpo.progress import Milestones
+
 logger = logging.getLogger("mmpo")
 
 
@@ -35,11 +37,11 @@ class SparseProgress(TrainerCallback):
 
     def __init__(self, every_fraction: float = 0.1) -> None:
         self.every_fraction = every_fraction
-        self.next_report = 0.0
+        self.milestones = Milestones(0)
         self.latest_loss: float | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.next_report = state.global_step / max(state.max_steps, 1) + self.every_fraction
+        self.milestones = Milestones(state.max_steps, self.every_fraction, done=state.global_step)  # resumed runs
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
@@ -50,14 +52,10 @@ class SparseProgress(TrainerCallback):
             logger.info("step %d eval: %s", state.global_step, _short(logs))
 
     def on_step_end(self, args, state, control, **kwargs):
-        if not state.is_world_process_zero or state.max_steps <= 0:
-            return
-        done = state.global_step / state.max_steps
-        if done + 1e-9 >= self.next_report or state.global_step == state.max_steps:
+        if state.is_world_process_zero and self.milestones.reached(state.global_step):
             loss = f", loss {self.latest_loss:.4g}" if self.latest_loss is not None else ""
-            logger.info("step %d/%d (%d%%)%s", state.global_step, state.max_steps, round(100 * done), loss)
-            while self.next_report <= done + 1e-9:
-                self.next_report += self.every_fraction
+            done = round(100 * state.global_step / state.max_steps)
+            logger.info("step %d/%d (%d%%)%s", state.global_step, state.max_steps, done, loss)
 
 
 def use_stderr_progress(trainer, disable_tqdm: bool) -> None:

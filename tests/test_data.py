@@ -224,3 +224,23 @@ def test_binarized_rows_whose_responses_repeat_the_prompt(tmp_path, smollm2_toke
     (pair,), _ = build_pairs(load_records(write_jsonl(tmp_path / "b.jsonl", [row])), DataConfig(), smollm2_tokenizer)
     assert pair.prompt.count("Hi there") == 1 and pair.prompt.endswith("<|im_start|>assistant\n")
     assert pair.chosen.startswith("Hello!") and pair.rejected.startswith("Go away.")
+
+
+def test_json_lines_name_the_line_that_does_not_parse(tmp_path):
+    from mmpo.commands.annotate import already_done
+    from mmpo.data.io import json_lines
+    from mmpo.errors import DataError
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"source_row": 0}\n\n{"source_row": 4}\n{"source_row": 5', encoding="utf-8")
+    rows = json_lines(path)
+    assert next(rows) == (1, {"source_row": 0}) and next(rows) == (3, {"source_row": 4})
+    with pytest.raises(DataError, match=r"rows.jsonl: line 4 is not valid JSON \(Expecting"):
+        next(rows)
+    with pytest.raises(DataError, match=r"line 4 is not an annotated row; remove it to resume"):
+        already_done(path)  # a run killed mid-write
+    path.write_text('{"source_row": 0}\n{"score": 3}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"line 2 is not an annotated row; remove it to resume"):
+        already_done(path)
+    path.write_text('{"source_row": 0}\n{"source_row": 2}\n', encoding="utf-8")
+    assert already_done(path) == {0, 2}

@@ -136,7 +136,7 @@ def test_pickled_weights_are_refused_by_default(tmp_path, smollm2_tokenizer):
     from tiny_models import tiny_llama
 
     from mmpo.errors import ConfigError
-    from mmpo.models.loading import load_causal_lm
+    from mmpo.models.loading import LoadOptions, load_causal_lm
 
     folder = tmp_path / "pickled"
     model = tiny_llama(len(smollm2_tokenizer))
@@ -144,4 +144,4 @@ def test_pickled_weights_are_refused_by_default(tmp_path, smollm2_tokenizer):
     torch.save(model.state_dict(), folder / "pytorch_model.bin")  # an old-style pickled checkpoint
     with pytest.raises(ConfigError, match="could not be loaded"):
         load_causal_lm(str(folder))
-    assert load_causal_lm(str(folder), allow_pickle=True) is not None
+    assert load_causal_lm(str(folder), LoadOptions(allow_pickle=True)) is not None

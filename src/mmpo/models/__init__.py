@@ -4,6 +4,7 @@ encoder behind similarity margins and the frozen-encoder reward head."""
 from mmpo.models.loading import (
     BUNDLED_ENCODER,
     BUNDLED_SMOLLM2,
+    LoadOptions,
     load_causal_lm,
     load_encoder,
     load_reward_model,
@@ -14,6 +15,7 @@ from mmpo.models.loading import (
 __all__ = [
     "BUNDLED_ENCODER",
     "BUNDLED_SMOLLM2",
+    "LoadOptions",
     "load_causal_lm",
     "load_encoder",
     "load_reward_model",

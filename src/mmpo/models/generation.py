@@ -14,7 +14,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mmpo.errors import ConfigError
-from mmpo.models.loading import load_causal_lm, load_tokenizer
+from mmpo.models.loading import LoadOptions, load_causal_lm, load_tokenizer
 
 Conversation = Sequence[dict[str, str]]
 
@@ -33,7 +33,7 @@ class ChatGenerator:
         if getattr(self.tokenizer, "chat_template", None) is None:
             raise ConfigError(f"model {model!r} has no chat template; chat generation needs an instruction-tuned model")
         self.tokenizer.padding_side = "left"
-        self.model: PreTrainedModel = load_causal_lm(model, trust_remote_code)
+        self.model: PreTrainedModel = load_causal_lm(model, LoadOptions(trust_remote_code))
         self.model.eval()
         if torch.cuda.is_available():
             self.model.to("cuda")

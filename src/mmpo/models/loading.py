@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -160,55 +161,44 @@ def load_encoder(name_or_path: str) -> tuple[PreTrainedTokenizerBase, PreTrained
     return _pretrained(AutoTokenizer, name_or_path), model
 
 
-def load_reward_model(
-    name_or_path: str,
-    trust_remote_code: bool = False,
-    dtype: torch.dtype | None = None,
-    allow_pickle: bool = False,
-    attn_implementation: str = "",
-) -> PreTrainedModel:
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load a model's weights, the same for every kind of model: remote code (off unless asked),
+    dtype, pickled weights (refused unless asked) and transformers' attention ("" keeps its default, SDPA)."""
+
+    trust_remote_code: bool = False
+    dtype: torch.dtype | None = None
+    allow_pickle: bool = False
+    attn_implementation: str = ""
+
+
+def load_reward_model(name_or_path: str, options: LoadOptions = LoadOptions()) -> PreTrainedModel:
     """Sequence-classification model with one output: the scalar reward (LoRA adapters are merged)."""
-    attention = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    model = _load_pretrained(
-        AutoModelForSequenceClassification,
-        name_or_path,
-        trust_remote_code,
-        dtype,
-        allow_pickle,
-        num_labels=1,
-        **attention,
-    )
+    model = _load_pretrained(AutoModelForSequenceClassification, name_or_path, options, num_labels=1)
     if model.config.pad_token_id is None and model.config.eos_token_id is not None:
         model.config.pad_token_id = model.config.eos_token_id
     return model
 
 
-def load_causal_lm(
-    name_or_path: str,
-    trust_remote_code: bool = False,
-    dtype: torch.dtype | None = None,
-    allow_pickle: bool = False,
-    attn_implementation: str = "",
-) -> PreTrainedModel:
-    """Causal LM (LoRA adapters are merged onto their base model); "" keeps transformers' default attention."""
-    attention = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    return _load_pretrained(AutoModelForCausalLM, name_or_path, trust_remote_code, dtype, allow_pickle, **attention)
+def load_causal_lm(name_or_path: str, options: LoadOptions = LoadOptions()) -> PreTrainedModel:
+    """Causal LM (LoRA adapters are merged onto their base model)."""
+    return _load_pretrained(AutoModelForCausalLM, name_or_path, options)
 
 
-def _load_pretrained(
-    auto_class, name_or_path: str, trust_remote_code: bool, dtype, allow_pickle: bool, **kwargs
-) -> PreTrainedModel:
+def _load_pretrained(auto_class, name_or_path: str, options: LoadOptions, **kwargs) -> PreTrainedModel:
     """from_pretrained for local, hub, bundled, GGUF and LoRA-adapter models alike."""
     base = _lora_base_model(name_or_path)
     if base is not None:
-        model = _load_pretrained(auto_class, base, trust_remote_code, dtype, allow_pickle, **kwargs)
+        model = _load_pretrained(auto_class, base, options, **kwargs)
         return _merge_lora(model, name_or_path)
+    if options.attn_implementation:
+        kwargs["attn_implementation"] = options.attn_implementation
     model = _pretrained(
         auto_class,
         name_or_path,
-        trust_remote_code=trust_remote_code,
-        dtype=dtype,
-        **_weights_format(name_or_path, allow_pickle),
+        trust_remote_code=options.trust_remote_code,
+        dtype=options.dtype,
+        **_weights_format(name_or_path, options.allow_pickle),
         **kwargs,
     )
     return _as_plain_model(model) if "gguf_file" in resolve_model(name_or_path)[1] else model

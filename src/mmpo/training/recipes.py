@@ -24,7 +24,7 @@ from mmpo.features.embedding_features import check_text_lengths, embed_pairs
 from mmpo.features.reference import attach_reference_logps, cached_reference_logps
 from mmpo.features.tokenize import LengthPolicy, tokenize_policy_pairs, tokenize_reward_pairs
 from mmpo.models.embeddings import SentenceEmbedder
-from mmpo.models.loading import load_causal_lm, load_reward_model, load_tokenizer
+from mmpo.models.loading import LoadOptions, load_causal_lm, load_reward_model, load_tokenizer
 from mmpo.models.reward_head import FrozenEncoderRewardHead
 from mmpo.models.varlen_attention import prepare_packed_attention
 from mmpo.records import Features, Pair, PolicyFeatures
@@ -50,6 +50,11 @@ class Recipe(ABC):
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
         self.length = LengthPolicy(cfg.max_length, cfg.max_prompt_length, cfg.overlong)
+
+    def load_options(self) -> LoadOptions:
+        cfg = self.cfg
+        dtype = getattr(torch, cfg.model_dtype)
+        return LoadOptions(cfg.trust_remote_code, dtype, cfg.allow_pickled_weights, cfg.attn_implementation)
 
     def load_tokenizer(self) -> PreTrainedTokenizerBase:
         return load_tokenizer(self.cfg.model, self.cfg.trust_remote_code)
@@ -103,13 +108,7 @@ class SequenceClassificationRewardRecipe(Recipe):
 
     def build_model(self, tokenizer, train, evaluation):
         cfg = self.cfg
-        model = load_reward_model(
-            cfg.model,
-            cfg.trust_remote_code,
-            getattr(torch, cfg.model_dtype),
-            cfg.allow_pickled_weights,
-            cfg.attn_implementation,
-        )
+        model = load_reward_model(cfg.model, self.load_options())
         return maybe_wrap_lora(model, cfg.lora, "SEQ_CLS"), RewardCollator(tokenizer.pad_token_id)
 
 
@@ -124,13 +123,7 @@ class PolicyRecipe(Recipe):
 
     def build_model(self, tokenizer, train, evaluation):
         cfg = self.cfg
-        model = load_causal_lm(
-            cfg.model,
-            cfg.trust_remote_code,
-            getattr(torch, cfg.model_dtype),
-            cfg.allow_pickled_weights,
-            cfg.attn_implementation,
-        )
+        model = load_causal_lm(cfg.model, self.load_options())
         self.packed = cfg.padding_free and self.use_packed_rows(model)
         if cfg.loss.needs_reference:
             self.precompute_reference(model, tokenizer.pad_token_id, {"train": train, "eval": evaluation})

@@ -229,3 +229,17 @@ def test_per_sequence_sdpa_takes_the_bounds_given_without_position_ids():
             is_causal=True,
         ).transpose(1, 2)
         torch.testing.assert_close(packed[:, start:end], alone)
+
+
+def test_policy_scoring_packs_its_batches_and_agrees_with_padded_ones():
+    from mmpo.features.scoring import policy_preference_logits
+    from mmpo.models.varlen_attention import VARLEN_SDPA
+
+    features = packed_features(10)
+    policy, reference = tiny_llama(503, seed=9).double(), tiny_llama(503, seed=11).double()
+    padded = policy_preference_logits(policy, reference, features, 0, beta=0.1, padding_free=False)
+    assert policy.config._attn_implementation == "sdpa"
+    packed = policy_preference_logits(policy, reference, features, 0, beta=0.1)
+    assert policy.config._attn_implementation == VARLEN_SDPA  # the packed path ran
+    torch.testing.assert_close(packed, padded, rtol=1e-9, atol=1e-9)
+    assert padded.abs().min() > 1e-6  # real preference logits, not zeros

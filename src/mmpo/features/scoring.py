@@ -68,17 +68,21 @@ def policy_preference_logits(
     beta: float,
     batch_size: int = 8,
     cache_dir: str | None = None,
+    padding_free: bool = True,
 ) -> torch.Tensor:
     """h = beta * (log-ratio of chosen - log-ratio of rejected): the policy's implicit reward difference.
     Without a reference (SimPO-style, reference-free) h = beta * (log pi(y_w) - log pi(y_l)). With a
     ``cache_dir`` the log-probs of each model are cached like the training reference pass (keyed by weights
-    and tokens), so scoring a second policy against the same reference does not redo the reference."""
+    and tokens), so scoring a second policy against the same reference does not redo the reference. Batches
+    are packed like training's where the model can attend per sequence (``padding_free``)."""
 
     def logps(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         if cache_dir:
-            chosen, rejected, _ = cached_reference_logps(model, features, pad_token_id, cache_dir, batch_size)
+            chosen, rejected, _ = cached_reference_logps(
+                model, features, pad_token_id, cache_dir, batch_size, padding_free=padding_free
+            )
             return chosen, rejected
-        return compute_reference_logps(model, features, pad_token_id, batch_size)
+        return compute_reference_logps(model, features, pad_token_id, batch_size, padding_free=padding_free)
 
     pc, pr = logps(policy)
     if reference is None:

@@ -244,3 +244,14 @@ def test_json_lines_name_the_line_that_does_not_parse(tmp_path):
         already_done(path)
     path.write_text('{"source_row": 0}\n{"source_row": 2}\n', encoding="utf-8")
     assert already_done(path) == {0, 2}
+
+
+def test_evaluation_caps_each_file_at_max_eval_samples(shared_data):
+    from mmpo.config import DataConfig
+    from mmpo.evaluation.pair_eval import load_eval_pairs
+
+    path = str(shared_data / "ultrafeedback" / "eval_clean.jsonl")
+    everything = load_eval_pairs([path], DataConfig(on_empty="drop"), None)
+    capped = load_eval_pairs([path], DataConfig(on_empty="drop", max_eval_samples=16), None)
+    assert len(everything) > 16 and len(capped) == 16
+    assert {p.source_row for p in capped} < {p.source_row for p in everything}

@@ -53,10 +53,11 @@ def section_name(path: str) -> str:
 
 
 def load_eval_pairs(files: Sequence[str], data: DataConfig, tokenizer: PreTrainedTokenizerBase | None) -> list[Pair]:
-    """Pairs of every file; with several files and no section column, each file is its own section."""
+    """Pairs of every file; with several files and no section column, each file is its own section.
+    ``data.max_eval_samples`` caps each file (a seeded subset, as in training's eval set)."""
     pairs: list[Pair] = []
     for path in files:
-        file_pairs = prepare_pairs(data, path, tokenizer, name=path)
+        file_pairs = prepare_pairs(data, path, tokenizer, max_samples=data.max_eval_samples, name=path)
         if len(files) > 1 and not data.section_column:
             file_pairs = [replace(p, section=section_name(path)) for p in file_pairs]
         pairs += file_pairs

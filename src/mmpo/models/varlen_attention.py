@@ -4,9 +4,10 @@ A padding-free batch is one row holding several sequences, with position ids res
 FlashAttention's varlen kernels attend within each sequence directly. Without them (on a CPU, or a GPU without
 ``flash-attn``), transformers' SDPA path builds one dense block-causal mask over every token of the row, so the
 attention costs (sum of lengths)^2 and the packed row is slower than the padded batch it replaces. This module
-registers an attention implementation, ``mmpo_varlen_sdpa``, that finds the sequence starts in the position ids
-and runs SDPA (causal, no mask) on each sequence's slice: the attention then costs the sum of the squared
-lengths, and the linear layers see no padding at all. Unpacked inputs go to transformers' own SDPA unchanged.
+registers an attention implementation, ``mmpo_varlen_sdpa``, that runs SDPA (causal, no mask) on each sequence's
+slice of the row: the attention then costs the sum of the squared lengths, and the linear layers see no padding
+at all. The sequence bounds arrive as FlashAttention's ``cu_seq_lens`` keyword arguments (see
+``packed_attention_kwargs``), or else from the position ids. Unpacked inputs go to transformers' SDPA unchanged.
 """
 
 from __future__ import annotations
@@ -61,11 +62,8 @@ def packed_attention_kwargs(model: torch.nn.Module, position_ids: torch.Tensor) 
     layer (FlashAttention's ``cu_seq_lens``), for the implementations that read them; empty for the others.
 
     Given explicitly, they do not depend on a model handing its position ids to its attention layers."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
-    while hasattr(inner, "module") and not hasattr(inner, "config"):  # DDP and similar wrappers
-        inner = inner.module
-    implementation = getattr(_text_config(inner), "_attn_implementation", None) if hasattr(inner, "config") else None
-    if implementation != VARLEN_SDPA and not (implementation and "flash" in implementation):
+    implementation = _implementation(_unwrapped(model))
+    if implementation != VARLEN_SDPA and not _is_flash(implementation):
         return {}
     bounds = packed_sequence_bounds(position_ids, position_ids.shape[-1])
     if bounds is None:
@@ -94,16 +92,33 @@ AttentionInterface.register(VARLEN_SDPA, varlen_sdpa_forward)
 AttentionMaskInterface.register(VARLEN_SDPA, varlen_sdpa_mask)
 
 
+def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformers model inside peft and DDP-style wrappers: the one whose config names the attention."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    while hasattr(inner, "module") and not hasattr(inner, "config"):
+        inner = inner.module
+    return inner
+
+
 def _text_config(model: torch.nn.Module):
     config = model.config
     return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def _implementation(model: torch.nn.Module) -> str | None:
+    return getattr(_text_config(model), "_attn_implementation", None) if hasattr(model, "config") else None
+
+
+def _is_flash(implementation: str | None) -> bool:
+    """FlashAttention 2/3 or a hub flash kernel: they read cu_seq_lens and attend per sequence themselves."""
+    return bool(implementation) and "flash" in implementation
 
 
 def supports_varlen_sdpa(model: torch.nn.Module) -> bool:
     """Whether the per-sequence SDPA is exact for this model: it uses SDPA today and has no sliding window or
     attention soft-capping (which the plain causal SDPA of each slice would ignore)."""
     config = _text_config(model)
-    if getattr(config, "_attn_implementation", None) not in ("sdpa", VARLEN_SDPA):
+    if _implementation(model) not in ("sdpa", VARLEN_SDPA):
         return False  # eager, flex or FlashAttention (which handles packed rows itself): leave it alone
     sliding_window = getattr(config, "sliding_window", None) if getattr(config, "use_sliding_window", True) else None
     sliding_layers = "sliding_attention" in (getattr(config, "layer_types", None) or ())
@@ -119,12 +134,12 @@ def prepare_packed_attention(model: torch.nn.Module) -> str | None:
     can stay in place); FlashAttention reads the sequence bounds itself. None for anything else (eager
     attention, sliding windows, soft-capping): there transformers would build one dense block-causal mask over
     the packed row, whose attention costs (sum of lengths)^2, so such models train on padded batches."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
-    implementation = getattr(_text_config(inner), "_attn_implementation", None)
+    inner = _unwrapped(model)
+    implementation = _implementation(inner)
     if supports_varlen_sdpa(inner):
         if implementation != VARLEN_SDPA:
             inner.set_attn_implementation(VARLEN_SDPA)
         return "SDPA per packed sequence"
-    if implementation and "flash" in implementation:
+    if _is_flash(implementation):
         return f"{implementation} (varlen)"
     return None

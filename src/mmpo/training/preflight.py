@@ -37,14 +37,20 @@ def check_trainer_settings(cfg: RunConfig) -> None:
         package = _BACKEND_PACKAGES.get(backend)
         if package and importlib.util.find_spec(package) is None:
             raise ConfigError(f"train.report_to includes {backend!r} but it is not installed: pip install {package}")
-    kernel_package = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
-    package = kernel_package.get(cfg.attn_implementation)
+    if train.bf16 and cfg.model_dtype == "float16":
+        raise ConfigError("train.bf16 with model_dtype float16 mixes two half-precision formats; use bfloat16")
+
+
+_KERNEL_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
+
+
+def check_attention_kernel(cfg: RunConfig) -> None:
+    """A FlashAttention setting without its package fails inside from_pretrained, after the model is read."""
+    package = _KERNEL_PACKAGES.get(cfg.attn_implementation)
     if package and importlib.util.find_spec(package) is None:
         raise ConfigError(
             f"attn_implementation {cfg.attn_implementation} needs the {package} package; it is not installed"
         )
-    if train.bf16 and cfg.model_dtype == "float16":
-        raise ConfigError("train.bf16 with model_dtype float16 mixes two half-precision formats; use bfloat16")
 
 
 def check_data_paths(cfg: RunConfig) -> None:
@@ -66,6 +72,7 @@ def preflight(cfg: RunConfig) -> str | None:
     """Everything that can fail without loading data or a model; returns the checkpoint to resume from."""
     cfg.validate()
     check_trainer_settings(cfg)
+    check_attention_kernel(cfg)
     check_data_paths(cfg)
     resume = resolve_resume(cfg)
     check_model_kind(cfg)

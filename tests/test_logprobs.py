@@ -181,14 +181,14 @@ def test_per_sequence_sdpa_splits_the_row_where_positions_restart(monkeypatch):
     features = packed_features(10)
     packed = PackedPolicyCollator(0)(features)
     lengths = [len(f[f"{side}_input_ids"]) for side in ("chosen", "rejected") for f in features]
-    assert varlen.packed_sequence_bounds(packed["position_ids"], sum(lengths)) == [
+    assert varlen.packed_sequence_bounds(packed["position_ids"]) == [
         0,
         *itertools.accumulate(lengths),
     ]
     ids, positions, owners = packed["input_ids"], packed["position_ids"], packed["sequence_index"]
     args = (ids, None, packed["completion_mask"], True, positions, owners)
     split = sequence_logps(model, *args)[0]
-    monkeypatch.setattr(varlen, "packed_sequence_bounds", lambda position_ids, length: None)
+    monkeypatch.setattr(varlen, "packed_sequence_bounds", lambda position_ids: None)
     unsplit = sequence_logps(model, *args)[0]
     assert torch.equal(split[:1], unsplit[:1])  # the first sequence sees nothing before it either way
     assert not torch.allclose(split[1:], unsplit[1:], atol=1e-3)

@@ -20,14 +20,14 @@ from transformers.masking_utils import sdpa_mask
 VARLEN_SDPA = "mmpo_varlen_sdpa"
 
 
-def packed_sequence_bounds(position_ids: torch.Tensor | None, length: int) -> list[int] | None:
-    """Start offsets of the packed sequences plus the end, or None when the row is one ordinary sequence."""
+def packed_sequence_bounds(position_ids: torch.Tensor | None) -> list[int] | None:
+    """Start offsets of the packed sequences plus the row's end, or None when the row is one ordinary sequence."""
     if position_ids is None or position_ids.dim() != 2 or position_ids.shape[0] != 1:
         return None
     starts = torch.nonzero(position_ids[0] == 0).flatten().tolist()
     if len(starts) < 2 or starts[0] != 0:
         return None
-    return [*starts, length]
+    return [*starts, position_ids.shape[1]]
 
 
 def varlen_sdpa_forward(
@@ -45,7 +45,7 @@ def varlen_sdpa_forward(
         if given is not None:
             bounds = given.tolist()
         else:
-            bounds = packed_sequence_bounds(kwargs.get("position_ids"), query.shape[2])
+            bounds = packed_sequence_bounds(kwargs.get("position_ids"))
     if bounds is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     pieces = [
@@ -65,7 +65,7 @@ def packed_attention_kwargs(model: torch.nn.Module, position_ids: torch.Tensor) 
     implementation = _implementation(_unwrapped(model))
     if implementation != VARLEN_SDPA and not _is_flash(implementation):
         return {}
-    bounds = packed_sequence_bounds(position_ids, position_ids.shape[-1])
+    bounds = packed_sequence_bounds(position_ids)
     if bounds is None:
         return {}
     longest = max(end - start for start, end in zip(bounds[:-1], bounds[1:], strict=True))

@@ -424,3 +424,43 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run_and_the_folder_is_locke
     b = load_file(str(tmp_path / "killed" / "model.safetensors"))
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+
+
+# --- RewardBench scoring -----------------------------------------------------------------------------------
+
+
+def rb_file(tmp_path) -> str:
+    return write_jsonl(tmp_path / "rb.jsonl", [{"prompt": "q", "chosen": "a", "rejected": "b", "subset": "hep-go"}])
+
+
+def test_rewardbench_scoring_refuses_plain_text_rendering(tmp_path, tiny_llama_dir, capsys):
+    argv = ["eval", "--model", str(tiny_llama_dir), "--kind", "policy", "--beta", "1", "--reference-free"]
+    message = one_line_error(
+        capsys, *argv, "--benchmark", "rewardbench", "--data", rb_file(tmp_path), "--set", "chat_template=never"
+    )
+    assert message == (
+        "data.chat_template=never: reward-bench scoring always renders with the chat template; use --scoring mmpo"
+    )
+
+
+def test_rewardbench_scoring_refuses_a_tokenizer_without_chat_template(tmp_path, tiny_llama_dir, capsys):
+    config = json.loads((tiny_llama_dir / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (tiny_llama_dir / "tokenizer_config.json").write_text(json.dumps(config))
+    for name in ("chat_template.jinja", "chat_template.json"):
+        (tiny_llama_dir / name).unlink(missing_ok=True)
+    argv = ["eval", "--model", str(tiny_llama_dir), "--kind", "policy", "--beta", "1", "--reference-free"]
+    message = one_line_error(capsys, *argv, "--benchmark", "rewardbench", "--data", rb_file(tmp_path))
+    assert "has none (reward-bench would use a FastChat template); use --scoring mmpo" in message
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--ref-free-type", "avg"], "--ref-free-type needs --reference-free"),
+        (["--max-length", "128"], "--max-prompt-length (128) must be below --max-length (128)"),
+    ],
+)
+def test_rewardbench_length_and_reduction_flags(tmp_path, capsys, extra, expected):
+    argv = ["eval", "--model", str(tmp_path), "--kind", "policy", "--benchmark", "rewardbench"]
+    assert one_line_error(capsys, *argv, "--data", rb_file(tmp_path), *extra) == expected

@@ -172,3 +172,15 @@ def test_eval_data_options_are_validated(capsys, shared_data):
     path = str(shared_data / "ultrafeedback" / "eval_clean.jsonl")
     assert main(["margins", "--data", path, "--set", "on_tie=sometimes"]) == 2
     assert "data.on_tie = 'sometimes'" in capsys.readouterr().err
+
+
+def test_eval_flag_choices_are_the_library_names():
+    """cli.py spells the choices out (importing the library would load torch before any argument is read)."""
+    from mmpo.cli import build_parser
+    from mmpo.evaluation.pair_eval import SCORING_MODES
+    from mmpo.features.logprobs import LOGP_REDUCTIONS
+
+    eval_parser = build_parser()._subparsers._group_actions[0].choices["eval"]
+    choices = {a.dest: set(a.choices) for a in eval_parser._actions if a.choices}
+    assert choices["scoring"] == set(SCORING_MODES)
+    assert choices["ref_free_type"] == set(LOGP_REDUCTIONS)

@@ -65,7 +65,7 @@ def test_reward_model_on_rewardbench_with_prior_sets(benchmark_files, shared_dat
     from mmpo.evaluation.rewardbench import load_rewardbench
     from mmpo.features.scoring import RewardPairScorer
 
-    pairs = load_rewardbench(rb, DataConfig(), None)
+    pairs = load_rewardbench(rb, DataConfig(), None).pairs
     h = RewardPairScorer(f"{tmp}/rm", 128, 64).preference_logits(pairs)
     for subset in LLMBAR:
         index = [i for i, p in enumerate(pairs) if p.section == subset]
@@ -84,7 +84,8 @@ def test_reward_model_on_rewardbench_with_prior_sets(benchmark_files, shared_dat
 def test_policy_on_rewardbench_with_and_without_reference(benchmark_files, tiny_llama_dir, capsys, tmp_path, caplog):
     tmp, rb, prior = benchmark_files
     common = ["eval", "--model", str(tiny_llama_dir), "--kind", "policy", "--beta", "0.1", "--benchmark", "rewardbench"]
-    common += ["--data", rb, "--max-length", "256", "--max-prompt-length", "128", "--set", "chat_template=never"]
+    common += ["--data", rb, "--max-length", "256", "--max-prompt-length", "128"]
+    common += ["--scoring", "mmpo", "--set", "chat_template=never"]
     # the model as its own reference: h = 0 for every pair, so no pair counts as right
     assert main([*common, "--ref-model", str(tiny_llama_dir)]) == 0
     report = json.loads(capsys.readouterr().out)

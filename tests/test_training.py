@@ -133,7 +133,7 @@ def test_policy_training_improves_heldout_accuracy_and_reuses_reference_cache(tm
     result = train_from_config(policy_config(tmp_path, tiny_llama_dir))
     assert result.metrics["eval_accuracy"] == 1.0
     assert result.metrics["eval_mean_preference_logit"] > 0.5
-    caches = list((tmp_path / "refcache").glob("reference_logps-*.safetensors"))
+    caches = list((tmp_path / "refcache").glob("logp_stats-*.safetensors"))
     assert len(caches) == 2  # train and eval
     assert "reusing cache" not in caplog.text
     caplog.clear()
@@ -141,7 +141,7 @@ def test_policy_training_improves_heldout_accuracy_and_reuses_reference_cache(tm
         policy_config(tmp_path, tiny_llama_dir, "loss.gamma=inf", f"train.output_dir={tmp_path}/dpo")
     )
     assert caplog.text.count("reusing cache") == 2  # the gamma sweep reuses the reference log-probs
-    assert len(list((tmp_path / "refcache").glob("reference_logps-*.safetensors"))) == 2
+    assert len(list((tmp_path / "refcache").glob("logp_stats-*.safetensors"))) == 2
     assert dpo.metrics["eval_accuracy"] == 1.0
     # hard labels push the implicit margin further than soft targets whose p < 1
     assert dpo.metrics["eval_mean_preference_logit"] > result.metrics["eval_mean_preference_logit"]
@@ -246,10 +246,10 @@ def test_two_process_accelerate_launch_matches_single_process_reference(tmp_path
     chosen, rejected = compute_reference_logps(
         load_causal_lm(str(tiny_llama_dir)), train_features, tokenizer.pad_token_id
     )
-    cached = [load_file(str(p)) for p in (tmp_path / "ddpcache").glob("reference_logps-*.safetensors")]
-    train_cache = next(c for c in cached if len(c["chosen"]) == len(train_features))
-    torch.testing.assert_close(train_cache["chosen"], chosen, rtol=1e-5, atol=1e-4)
-    torch.testing.assert_close(train_cache["rejected"], rejected, rtol=1e-5, atol=1e-4)
+    cached = [load_file(str(p)) for p in (tmp_path / "ddpcache").glob("logp_stats-*.safetensors")]
+    train_cache = next(c for c in cached if c["chosen"].shape[1] == len(train_features))  # (sum, count, squares)
+    torch.testing.assert_close(train_cache["chosen"][0], chosen, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(train_cache["rejected"][0], rejected, rtol=1e-5, atol=1e-4)
 
 
 def test_resuming_with_a_different_loss_is_refused(tmp_path, shared_data):

@@ -67,11 +67,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from mmpo.commands.eval import EvalParams, run_eval
     from mmpo.evaluation.pair_eval import ScoringSettings
+    from mmpo.features.rewardbench_tokenize import REWARDBENCH_MAX_LENGTH, REWARDBENCH_MAX_PROMPT_LENGTH
 
-    if args.max_prompt_length >= args.max_length:
-        raise ConfigError(f"--max-prompt-length ({args.max_prompt_length}) must be below --max-length")
     if args.prior_sets and args.benchmark != "rewardbench":
         raise ConfigError("--prior-sets needs --benchmark rewardbench")
+    tokenization = args.scoring or ("rewardbench" if args.benchmark == "rewardbench" else "mmpo")
+    rewardbench = tokenization == "rewardbench"
+    max_length = args.max_length or (REWARDBENCH_MAX_LENGTH if rewardbench else 512)
+    max_prompt_length = args.max_prompt_length or (REWARDBENCH_MAX_PROMPT_LENGTH if rewardbench else 256)
+    if max_prompt_length >= max_length:
+        raise ConfigError(f"--max-prompt-length ({max_prompt_length}) must be below --max-length ({max_length})")
+    if args.ref_free_type and not args.reference_free:
+        raise ConfigError("--ref-free-type needs --reference-free")
     scoring = ScoringSettings(
         model=args.model,
         kind=args.kind,
@@ -79,9 +86,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         beta=args.beta,
         reference_free=args.reference_free,
         cache_dir=args.cache_dir or None,
-        max_length=args.max_length,
-        max_prompt_length=args.max_prompt_length,
+        max_length=max_length,
+        max_prompt_length=max_prompt_length,
         batch_size=args.batch_size,
+        tokenization=tokenization,
+        reference_free_reduction=args.ref_free_type or ("avg" if rewardbench else "sum"),
     )
     params = EvalParams(
         scoring, args.data, args.data_overrides, args.gamma, args.bins, args.out, args.benchmark, args.prior_sets
@@ -252,8 +261,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--beta", type=_positive_float, default=None, help="policy eval: beta of the implicit reward")
     ev.add_argument("--gamma", type=_positive_float, default=1.0, help="gamma of the soft targets for NLL/Brier")
-    ev.add_argument("--max-length", type=_positive_int, default=512)
-    ev.add_argument("--max-prompt-length", type=_positive_int, default=256)
+    ev.add_argument(
+        "--scoring",
+        choices=["rewardbench", "mmpo"],  # evaluation.pair_eval.SCORING_MODES (tests/test_cli.py)
+        default=None,
+        help="rewardbench: render, tokenise and truncate as reward-bench does (the default for --benchmark "
+        "rewardbench); mmpo: as mmpo trains (the default for pairs)",
+    )
+    ev.add_argument(
+        "--ref-free-type",
+        choices=["sum", "avg", "norm"],  # features.logprobs.LOGP_REDUCTIONS (tests/test_cli.py)
+        default=None,
+        help="--reference-free: log pi summed, averaged per token or minus its L2 norm, as reward-bench's "
+        "ref_free_type (default: avg under --scoring rewardbench, as its run_dpo.py; else sum)",
+    )
+    ev.add_argument(
+        "--max-length", type=_positive_int, default=None, help="default 2048 (--scoring rewardbench) or 512"
+    )
+    ev.add_argument(
+        "--max-prompt-length", type=_positive_int, default=None, help="default 128 (--scoring rewardbench) or 256"
+    )
     ev.add_argument("--batch-size", type=_positive_int, default=16)
     ev.add_argument("--bins", type=_positive_int, default=10)
     ev.add_argument("--out", default="", help="folder for report.json and reliability.png")

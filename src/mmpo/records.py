@@ -53,12 +53,15 @@ class PolicyFeatures(_PairInfo, total=False):
 
 
 class RewardFeatures(_PairInfo, total=False):
-    """The reward model's own (prompt, response) pair encoding for both sides."""
+    """The reward model's own (prompt, response) pair encoding for both sides; an attention mask only where a
+    token is masked out (reward-bench's doubled BOS), else every token is attended."""
 
     chosen_input_ids: list[int]
     rejected_input_ids: list[int]
     chosen_token_type_ids: list[int]
     rejected_token_type_ids: list[int]
+    chosen_attention_mask: list[int]
+    rejected_attention_mask: list[int]
 
 
 class EmbeddingFeatures(_PairInfo):

@@ -32,6 +32,10 @@ class EvalParams:
 
 def run_eval(params: EvalParams) -> dict[str, Any]:
     data_cfg = data_config_from_overrides(params.data_overrides)
+    if params.scoring.tokenization == "rewardbench" and data_cfg.chat_template == "never":
+        raise ConfigError(
+            "data.chat_template=never: reward-bench scoring always renders with the chat template; use --scoring mmpo"
+        )
     check_data_files(params.data)
     model = params.scoring.model
     kind = require_model_kind(model, params.scoring.kind, "--model")

@@ -16,7 +16,7 @@ from transformers import PreTrainedTokenizerBase
 from mmpo.config.schema import DataConfig
 from mmpo.data.orienting import PairStats, orient
 from mmpo.data.reading import EmptyText, PairReader
-from mmpo.data.rendering import render_prompt_and_response, template_plain_text
+from mmpo.data.rendering import render_prompt_and_response, render_rewardbench_dialogue, template_plain_text
 from mmpo.errors import DataError
 from mmpo.records import Pair
 
@@ -26,8 +26,13 @@ def build_pairs(
     cfg: DataConfig,
     tokenizer: PreTrainedTokenizerBase | None = None,
     name: str = "data",
+    dialogue: str = "mmpo",
 ) -> tuple[list[Pair], PairStats]:
-    """Validated, oriented pairs rendered to text, plus what was swapped, tied or dropped on the way."""
+    """Validated, oriented pairs rendered to text, plus what was swapped, tied or dropped on the way.
+
+    ``dialogue``: 'mmpo' renders the prompt with the generation prompt (the assistant header is part of the
+    prompt, as the policy generates after it); 'rewardbench' renders as reward-bench does, to reproduce its
+    scores (``render_rewardbench_dialogue``)."""
     if len(dataset) == 0:
         raise DataError(f"{name}: the dataset has no rows")
     reader = PairReader(cfg, dataset[0], name)
@@ -45,8 +50,12 @@ def build_pairs(
         oriented = orient(raw, cfg, stats)
         if oriented is None:
             continue
-        prompt_text, chosen_text = render_prompt_and_response(oriented.prompt, oriented.chosen, tokenizer, i, wrap)
-        _, rejected_text = render_prompt_and_response(oriented.prompt, oriented.rejected, tokenizer, i, wrap)
+        if dialogue == "rewardbench":
+            prompt_text, chosen_text = render_rewardbench_dialogue(oriented.prompt, oriented.chosen, tokenizer, i)
+            _, rejected_text = render_rewardbench_dialogue(oriented.prompt, oriented.rejected, tokenizer, i)
+        else:
+            prompt_text, chosen_text = render_prompt_and_response(oriented.prompt, oriented.chosen, tokenizer, i, wrap)
+            _, rejected_text = render_prompt_and_response(oriented.prompt, oriented.rejected, tokenizer, i, wrap)
         margin = float(oriented.signed_margin) * cfg.margin_scale
         pairs.append(Pair(prompt_text, chosen_text, rejected_text, margin, i, oriented.section))
     if cfg.margin_source == "similarity":

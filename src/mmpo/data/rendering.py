@@ -96,3 +96,41 @@ def split_hh_dialogue(chosen: str, rejected: str, row_index: int) -> tuple[str, 
         raise DataError(f"row {row_index}: HH-format chosen and rejected share no '\\n\\nAssistant:' turn")
     end = cut + len(HH_ASSISTANT)
     return chosen[:end], chosen[end:], rejected[end:]
+
+
+def render_rewardbench_dialogue(
+    prompt: str | Messages, response: str, tokenizer: PreTrainedTokenizerBase | None, row_index: int
+) -> tuple[str, str]:
+    """(prompt_text, response_text) as reward-bench renders a pair (``prepare_dialogue_from_tokenizer`` in
+    ``rewardbench/utils.py``), so that its scores can be reproduced:
+
+    * the prompt is rendered *without* the generation prompt, so the assistant header belongs to the response;
+    * a multi-turn prompt is read as alternating user / assistant turns by position, whatever roles it names;
+    * prompt_text + response_text is the full rendered conversation (reward-bench's ``text_chosen``).
+
+    reward-bench falls back to a FastChat template when the tokenizer has none; mmpo ships no FastChat
+    templates, so that case is refused rather than scored under a different format."""
+    if tokenizer is None or getattr(tokenizer, "chat_template", None) is None:
+        raise DataError(
+            "reward-bench scoring renders pairs with the tokenizer's chat template and this tokenizer has none "
+            "(reward-bench would use a FastChat template); use --scoring mmpo"
+        )
+    if not isinstance(response, str):
+        raise DataError(f"row {row_index}: reward-bench scoring needs each response as one string")
+    if isinstance(prompt, str):
+        messages = [{"role": "user", "content": prompt}]
+    else:
+        if not is_conversation(prompt) or not prompt:
+            raise DataError(f"row {row_index}: the prompt must be a string or a list of {{role, content}} messages")
+        messages = [
+            {"role": "user" if k % 2 == 0 else "assistant", "content": m["content"]} for k, m in enumerate(prompt)
+        ]
+        if messages[-1]["role"] != "user":
+            raise DataError(
+                f"row {row_index}: the prompt has an even number of turns; its last turn must be the user's"
+            )
+    prompt_text = tokenizer.apply_chat_template(messages, tokenize=False)
+    full_text = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": response}], tokenize=False)
+    if not full_text.startswith(prompt_text):
+        raise DataError(f"row {row_index}: the chat template does not extend the prompt; cannot split the response")
+    return prompt_text, full_text[len(prompt_text) :]

@@ -18,7 +18,8 @@ from mmpo import strict_json
 from mmpo.config.schema import DataConfig
 from mmpo.data.prepare import prepare_pairs
 from mmpo.errors import ConfigError
-from mmpo.features.scoring import RewardPairScorer, policy_preference_logits
+from mmpo.features.rewardbench_tokenize import RewardBenchLengths, rewardbench_policy_features
+from mmpo.features.scoring import RewardPairScorer, policy_rewards
 from mmpo.features.tokenize import LengthPolicy, tokenize_policy_pairs
 from mmpo.metrics.calibration import bins_record, pairwise_calibration, preference_report
 from mmpo.metrics.plots import plot_reliability
@@ -28,12 +29,19 @@ from mmpo.records import Pair
 _GENERIC_STEMS = {"dataset", "data", "test", "eval", "train"}
 
 
+SCORING_MODES = ("mmpo", "rewardbench")
+
+
 @dataclass(frozen=True)
 class ScoringSettings:
     """How to turn pairs into preference logits h with a trained model.
 
     kind: 'reward' (h = r_w - r_l) or 'policy' (h = beta * delta against ``ref_model``; an empty
-    ``ref_model`` with ``reference_free`` scores log pi alone, as SimPO-style policies are trained)."""
+    ``ref_model`` with ``reference_free`` scores log pi alone, as SimPO-style policies are trained).
+    tokenization: 'mmpo' (the prompt rendered with its generation prompt, prompt and response tokenised
+    apart, as mmpo trains) or 'rewardbench' (rendered, tokenised and truncated as reward-bench scores, see
+    ``features/rewardbench_tokenize.py``). reference_free_reduction: how a reference-free policy turns token
+    log-probs into a reward ('sum', or reward-bench's 'avg' and 'norm')."""
 
     model: str
     kind: str = "reward"
@@ -44,6 +52,26 @@ class ScoringSettings:
     max_prompt_length: int = 256
     batch_size: int = 16
     cache_dir: str | None = None
+    tokenization: str = "mmpo"
+    reference_free_reduction: str = "sum"
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """Per-pair scores of the chosen and the rejected response: a reward model's rewards, or a policy's
+    implicit rewards without beta (reward-bench's ``scores_chosen`` / ``scores_rejected``); ``scale`` is the
+    beta that turns their difference into the preference logit h (1 for a reward model)."""
+
+    chosen: torch.Tensor
+    rejected: torch.Tensor
+    scale: float = 1.0
+
+    @property
+    def preference_logits(self) -> torch.Tensor:
+        return self.scale * (self.chosen - self.rejected)
+
+    def subset(self, start: int, stop: int) -> PairScores:
+        return PairScores(self.chosen[start:stop], self.rejected[start:stop], self.scale)
 
 
 def section_name(path: str) -> str:
@@ -64,33 +92,51 @@ def load_eval_pairs(files: Sequence[str], data: DataConfig, tokenizer: PreTraine
     return pairs
 
 
-def preference_logits(
-    settings: ScoringSettings, pairs: list[Pair], tokenizer: PreTrainedTokenizerBase | None
-) -> torch.Tensor:
-    """h per pair, in the order of ``pairs``."""
+def pair_scores(settings: ScoringSettings, pairs: list[Pair], tokenizer: PreTrainedTokenizerBase | None) -> PairScores:
+    """Scores of both responses of every pair, in the order of ``pairs``."""
+    rewardbench = settings.tokenization == "rewardbench"
     if settings.kind == "reward":
         scorer = RewardPairScorer(
-            settings.model, settings.max_length, settings.max_prompt_length, settings.batch_size, settings.cache_dir
+            settings.model,
+            settings.max_length,
+            settings.max_prompt_length,
+            settings.batch_size,
+            settings.cache_dir,
+            settings.tokenization,
         )
-        return scorer.preference_logits(pairs)
+        return PairScores(*scorer.pair_rewards(pairs))
     assert tokenizer is not None
-    length = LengthPolicy(settings.max_length, settings.max_prompt_length, "truncate")  # evaluation scores every pair
-    features = tokenize_policy_pairs(pairs, tokenizer, length)
+    if rewardbench:
+        features = rewardbench_policy_features(
+            pairs, tokenizer, RewardBenchLengths(settings.max_length, settings.max_prompt_length)
+        )
+    else:  # evaluation scores every pair
+        features = tokenize_policy_pairs(
+            pairs, tokenizer, LengthPolicy(settings.max_length, settings.max_prompt_length, "truncate")
+        )
     trained = saved_run_of(settings.model)
     beta = settings.beta if settings.beta is not None else (trained.config.loss.beta if trained else None)
     reference_name = settings.ref_model or (trained.config.model if trained else "")
     if beta is None or not (reference_name or settings.reference_free):
         raise ConfigError("policy eval needs --beta and --ref-model (no mmpo_config.yaml next to the model)")
     reference = None if settings.reference_free else load_causal_lm(reference_name)
-    return policy_preference_logits(
+    chosen, rejected = policy_rewards(
         load_causal_lm(settings.model),
         reference,
         features,
         tokenizer.pad_token_id,
-        beta,
         settings.batch_size,
         settings.cache_dir,
+        reference_free_reduction=settings.reference_free_reduction,
     )
+    return PairScores(chosen, rejected, beta)
+
+
+def preference_logits(
+    settings: ScoringSettings, pairs: list[Pair], tokenizer: PreTrainedTokenizerBase | None
+) -> torch.Tensor:
+    """h per pair, in the order of ``pairs``."""
+    return pair_scores(settings, pairs, tokenizer).preference_logits
 
 
 def write_report(

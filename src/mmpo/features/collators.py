@@ -25,9 +25,13 @@ class RewardCollator:
 
     def __call__(self, features: Sequence[RewardFeatures]) -> dict[str, torch.Tensor]:
         sequences = [f["chosen_input_ids"] for f in features] + [f["rejected_input_ids"] for f in features]
+        if "chosen_attention_mask" in features[0]:
+            masks = [f["chosen_attention_mask"] for f in features] + [f["rejected_attention_mask"] for f in features]
+        else:
+            masks = [[1] * len(s) for s in sequences]
         batch = {
             "input_ids": pad(sequences, self.pad_token_id),
-            "attention_mask": pad([[1] * len(s) for s in sequences], 0),
+            "attention_mask": pad(masks, 0),
             "margin": torch.tensor([f["margin"] for f in features], dtype=torch.float32),
         }
         if "chosen_token_type_ids" in features[0]:

@@ -14,6 +14,8 @@ the plain path.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from mmpo.models.varlen_attention import packed_attention_kwargs
@@ -104,6 +106,45 @@ def _sum_per_sequence(
     return sums, counts
 
 
+LOGP_REDUCTIONS = ("sum", "avg", "norm")
+
+
+@dataclass(frozen=True)
+class LogpStats:
+    """Per-sequence statistics of the completion tokens' log-probs, in float64: the sum (the DPO log-prob),
+    the token count and the sum of squares. Every reduction reward-bench offers follows from these three, and
+    float64 keeps a difference of two sums near -1,000 exact to far below a reward's rounding."""
+
+    total: torch.Tensor
+    tokens: torch.Tensor
+    squares: torch.Tensor
+
+    def reduce(self, how: str) -> torch.Tensor:
+        """'sum' (log pi), 'avg' (per token) or 'norm' (minus the L2 norm of the token log-probs), as
+        ``DPOInference.get_batch_logps`` in reward-bench."""
+        if how == "sum":
+            return self.total
+        if how == "avg":
+            return self.total / self.tokens
+        if how == "norm":
+            return -self.squares.sqrt()
+        raise ValueError(f"unknown log-prob reduction {how!r}; expected one of {LOGP_REDUCTIONS}")
+
+    @staticmethod
+    def cat(parts: list[LogpStats]) -> LogpStats:
+        return LogpStats(*(torch.cat([getattr(p, f) for p in parts]) for f in ("total", "tokens", "squares")))
+
+
+def logp_stats(token_logps: torch.Tensor, owners: torch.Tensor, sequences: int) -> LogpStats:
+    values = token_logps.detach().double()
+    zeros = torch.zeros(sequences, dtype=torch.float64, device=values.device)
+    return LogpStats(
+        zeros.index_add(0, owners, values),
+        zeros.index_add(0, owners, torch.ones_like(values)),
+        zeros.index_add(0, owners, values * values),
+    )
+
+
 def chunked_completion_logps(
     hidden: torch.Tensor,
     head_weight: torch.Tensor,
@@ -137,7 +178,7 @@ def plain_lm_head(model: torch.nn.Module) -> torch.nn.Linear | None:
     return head
 
 
-def sequence_logps(
+def completion_token_logps(
     model: torch.nn.Module,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor | None,
@@ -145,9 +186,9 @@ def sequence_logps(
     chunked: bool = True,
     position_ids: torch.Tensor | None = None,
     sequence_index: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(summed completion log-probs, completion token counts), one per sequence, through the chunked LM head
-    when the model allows it, else from the full logits.
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(log p of every scored completion token (M,), the sequence each belongs to (M,), number of sequences),
+    through the chunked LM head when the model allows it, else from the full logits.
 
     Padding-free batches (one packed row, see PackedPolicyCollator) pass ``position_ids`` restarting at 0 for
     every sequence and ``sequence_index``, and no attention mask: transformers then attends within each
@@ -158,19 +199,46 @@ def sequence_logps(
     else:
         inputs["position_ids"] = position_ids
         inputs.update(packed_attention_kwargs(model, position_ids))
+    mask, owners, sequences = _scored_positions(input_ids, completion_mask, sequence_index)
     head = plain_lm_head(model) if chunked else None
     if head is not None:
-        outputs = model(**inputs, output_hidden_states=True, logits_to_keep=1)
-        return chunked_completion_logps(
-            outputs.hidden_states[-1], head.weight, input_ids, completion_mask, sequence_index=sequence_index
-        )
-    logits = model(**inputs).logits
-    if sequence_index is None:
-        return completion_logps(logits, input_ids, completion_mask)
-    mask, owners, sequences = _scored_positions(input_ids, completion_mask, sequence_index)
-    logits = logits[:, :-1][mask].float()
+        hidden = model(**inputs, output_hidden_states=True, logits_to_keep=1).hidden_states[-1]
+        token_logps = ChunkedTokenLogps.apply(hidden[:, :-1][mask], head.weight, input_ids[:, 1:][mask], CHUNK_TOKENS)
+        return token_logps, owners, sequences
+    logits = model(**inputs).logits[:, :-1][mask]
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
     token_logps = logits.gather(1, input_ids[:, 1:][mask][:, None]).squeeze(1) - torch.logsumexp(logits, -1)
+    return token_logps, owners, sequences
+
+
+def sequence_logps(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    completion_mask: torch.Tensor,
+    chunked: bool = True,
+    position_ids: torch.Tensor | None = None,
+    sequence_index: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed completion log-probs, completion token counts), one per sequence (see completion_token_logps)."""
+    token_logps, owners, sequences = completion_token_logps(
+        model, input_ids, attention_mask, completion_mask, chunked, position_ids, sequence_index
+    )
     return _sum_per_sequence(token_logps, owners, sequences)
+
+
+def batch_logp_stats(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> LogpStats:
+    """LogpStats of a collated batch, padded (PolicyCollator) or packed (PackedPolicyCollator)."""
+    return logp_stats(
+        *completion_token_logps(
+            model,
+            batch["input_ids"],
+            batch.get("attention_mask"),
+            batch["completion_mask"],
+            position_ids=batch.get("position_ids"),
+            sequence_index=batch.get("sequence_index"),
+        )
+    )
 
 
 def batch_sequence_logps(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,7 +19,7 @@ from accelerate import PartialState
 from accelerate.utils import gather_object
 
 from mmpo.features.collators import PackedPolicyCollator, PolicyCollator
-from mmpo.features.logprobs import batch_sequence_logps
+from mmpo.features.logprobs import LogpStats, batch_logp_stats
 from mmpo.models.varlen_attention import prepare_packed_attention
 from mmpo.progress import progress
 from mmpo.records import PolicyFeatures
@@ -55,6 +55,43 @@ def features_fingerprint(features: Sequence[PolicyFeatures]) -> str:
 
 
 @torch.no_grad()
+def compute_logp_stats(
+    model: torch.nn.Module,
+    features: Sequence[PolicyFeatures],
+    pad_token_id: int,
+    batch_size: int = 8,
+    bf16: bool = False,
+    padding_free: bool = False,
+) -> tuple[LogpStats, LogpStats]:
+    """LogpStats (float64) of the chosen and of the rejected completions under ``model``; each process scores
+    its share and the shares are gathered once."""
+    state = PartialState()
+    packed = padding_free and prepare_packed_attention(model) is not None
+    collate = (PackedPolicyCollator if packed else PolicyCollator)(pad_token_id)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    indices = list(range(len(features)))
+    results: list[tuple[int, tuple[float, ...], tuple[float, ...]]] = []
+    with state.split_between_processes(indices) as mine:
+        batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+        for batch_ids in progress(batches, "reference log-probs", enabled=state.is_local_main_process):
+            batch = collate([features[i] for i in batch_ids])
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                stats = batch_logp_stats(model, {k: v.to(device) for k, v in batch.items()})
+            rows = torch.stack([stats.total, stats.tokens, stats.squares], dim=1).cpu().tolist()
+            n = len(batch_ids)
+            results.extend(zip(batch_ids, map(tuple, rows[:n]), map(tuple, rows[n:]), strict=True))
+    results = sorted(gather_object(results)) if state.num_processes > 1 else results
+    model.train(was_training)
+
+    def side(k: int) -> LogpStats:
+        values = torch.tensor([r[k] for r in results], dtype=torch.float64).reshape(-1, 3)
+        return LogpStats(values[:, 0], values[:, 1], values[:, 2])
+
+    return side(1), side(2)
+
+
 def compute_reference_logps(
     model: torch.nn.Module,
     features: Sequence[PolicyFeatures],
@@ -63,26 +100,38 @@ def compute_reference_logps(
     bf16: bool = False,
     padding_free: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(chosen, rejected) summed completion log-probs under ``model``; each process scores its share."""
-    state = PartialState()
-    packed = padding_free and prepare_packed_attention(model) is not None
-    collate = (PackedPolicyCollator if packed else PolicyCollator)(pad_token_id)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    indices = list(range(len(features)))
-    results: list[tuple[int, float, float]] = []
-    with state.split_between_processes(indices) as mine:
-        batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
-        for batch_ids in progress(batches, "reference log-probs", enabled=state.is_local_main_process):
-            batch = collate([features[i] for i in batch_ids])
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logps, _ = batch_sequence_logps(model, {k: v.to(device) for k, v in batch.items()})
-            chosen, rejected = logps.float().cpu().chunk(2)
-            results.extend(zip(batch_ids, chosen.tolist(), rejected.tolist(), strict=True))
-    results = sorted(gather_object(results)) if state.num_processes > 1 else results
-    model.train(was_training)
-    return torch.tensor([r[1] for r in results]), torch.tensor([r[2] for r in results])
+    """(chosen, rejected) summed completion log-probs (float64) under ``model``."""
+    chosen, rejected = compute_logp_stats(model, features, pad_token_id, batch_size, bf16, padding_free)
+    return chosen.total, rejected.total
+
+
+def cached_logp_stats(
+    model: torch.nn.Module,
+    features: Sequence[PolicyFeatures],
+    pad_token_id: int,
+    cache_dir: str | Path,
+    batch_size: int = 8,
+    bf16: bool = False,
+    padding_free: bool = False,
+) -> tuple[LogpStats, LogpStats, bool]:
+    """Like compute_logp_stats, through the cache. Returns (chosen, rejected, was_cached)."""
+    key = f"{model_fingerprint(model)}-{features_fingerprint(features)}-{'bf16' if bf16 else 'fp32'}"
+    path = Path(cache_dir) / f"logp_stats-{key}.safetensors"
+    cached = load_cached(path)
+    if cached is not None:
+        logger.info("reference log-probs: reusing cache %s", path)
+        return LogpStats(*cached["chosen"]), LogpStats(*cached["rejected"]), True
+    chosen, rejected = compute_logp_stats(model, features, pad_token_id, batch_size, bf16, padding_free)
+    if PartialState().is_main_process:
+        save_atomically(
+            path,
+            {
+                name: torch.stack([s.total, s.tokens, s.squares])
+                for name, s in (("chosen", chosen), ("rejected", rejected))
+            },
+        )
+        logger.info("reference log-probs: cached at %s", path)
+    return chosen, rejected, False
 
 
 def cached_reference_logps(
@@ -94,18 +143,9 @@ def cached_reference_logps(
     bf16: bool = False,
     padding_free: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """Like compute_reference_logps, through the cache. Returns (chosen, rejected, was_cached)."""
-    key = f"{model_fingerprint(model)}-{features_fingerprint(features)}-{'bf16' if bf16 else 'fp32'}"
-    path = Path(cache_dir) / f"reference_logps-{key}.safetensors"
-    cached = load_cached(path)
-    if cached is not None:
-        logger.info("reference log-probs: reusing cache %s", path)
-        return cached["chosen"], cached["rejected"], True
-    chosen, rejected = compute_reference_logps(model, features, pad_token_id, batch_size, bf16, padding_free)
-    if PartialState().is_main_process:
-        save_atomically(path, {"chosen": chosen, "rejected": rejected})
-        logger.info("reference log-probs: cached at %s", path)
-    return chosen, rejected, False
+    """(chosen, rejected, was_cached): the summed log-probs of cached_logp_stats."""
+    chosen, rejected, hit = cached_logp_stats(model, features, pad_token_id, cache_dir, batch_size, bf16, padding_free)
+    return chosen.total, rejected.total, hit
 
 
 def attach_reference_logps(features: Sequence[PolicyFeatures], chosen: torch.Tensor, rejected: torch.Tensor) -> None:

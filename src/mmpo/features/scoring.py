@@ -14,7 +14,9 @@ from mmpo.config.saved_run import SavedRun
 from mmpo.errors import ConfigError
 from mmpo.features.collators import EmbeddingPairCollator, RewardCollator
 from mmpo.features.embedding_features import embed_pairs
-from mmpo.features.reference import cached_reference_logps, compute_reference_logps
+from mmpo.features.logprobs import LogpStats
+from mmpo.features.reference import cached_logp_stats, compute_logp_stats
+from mmpo.features.rewardbench_tokenize import rewardbench_reward_features
 from mmpo.features.tokenize import LengthPolicy, tokenize_reward_pairs
 from mmpo.models.embeddings import SentenceEmbedder
 from mmpo.models.loading import load_reward_model, load_tokenizer, local_model_folder, model_file
@@ -60,6 +62,39 @@ def reward_preference_logits(
     return chosen - rejected
 
 
+def policy_rewards(
+    policy: torch.nn.Module,
+    reference: torch.nn.Module | None,
+    features: Sequence[PolicyFeatures],
+    pad_token_id: int,
+    batch_size: int = 8,
+    cache_dir: str | None = None,
+    padding_free: bool = True,
+    reference_free_reduction: str = "sum",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The implicit rewards (chosen, rejected) of every pair, float64 and without beta, as reward-bench's
+    ``DPOInference.inference_step`` returns them: log pi(y) - log pi_ref(y) summed over the response, or with
+    no reference log pi(y) reduced by ``reference_free_reduction`` ('sum', 'avg' or 'norm').
+
+    With a ``cache_dir`` the log-probs of each model are cached like the training reference pass (keyed by
+    weights and tokens), so scoring a second policy against the same reference does not redo the reference.
+    Batches are packed like training's where the model can attend per sequence (``padding_free``)."""
+
+    def stats(model: torch.nn.Module) -> tuple[LogpStats, LogpStats]:
+        if cache_dir:
+            chosen, rejected, _ = cached_logp_stats(
+                model, features, pad_token_id, cache_dir, batch_size, padding_free=padding_free
+            )
+            return chosen, rejected
+        return compute_logp_stats(model, features, pad_token_id, batch_size, padding_free=padding_free)
+
+    pc, pr = stats(policy)
+    if reference is None:
+        return pc.reduce(reference_free_reduction), pr.reduce(reference_free_reduction)
+    rc, rr = stats(reference)
+    return pc.total - rc.total, pr.total - rr.total
+
+
 def policy_preference_logits(
     policy: torch.nn.Module,
     reference: torch.nn.Module | None,
@@ -70,31 +105,17 @@ def policy_preference_logits(
     cache_dir: str | None = None,
     padding_free: bool = True,
 ) -> torch.Tensor:
-    """h = beta * (log-ratio of chosen - log-ratio of rejected): the policy's implicit reward difference.
-    Without a reference (SimPO-style, reference-free) h = beta * (log pi(y_w) - log pi(y_l)). With a
-    ``cache_dir`` the log-probs of each model are cached like the training reference pass (keyed by weights
-    and tokens), so scoring a second policy against the same reference does not redo the reference. Batches
-    are packed like training's where the model can attend per sequence (``padding_free``)."""
-
-    def logps(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-        if cache_dir:
-            chosen, rejected, _ = cached_reference_logps(
-                model, features, pad_token_id, cache_dir, batch_size, padding_free=padding_free
-            )
-            return chosen, rejected
-        return compute_reference_logps(model, features, pad_token_id, batch_size, padding_free=padding_free)
-
-    pc, pr = logps(policy)
-    if reference is None:
-        return beta * (pc - pr)
-    rc, rr = logps(reference)
-    return beta * ((pc - rc) - (pr - rr))
+    """h = beta * (log-ratio of chosen - log-ratio of rejected): the policy's implicit reward difference, in
+    float64. Without a reference (SimPO-style, reference-free) h = beta * (log pi(y_w) - log pi(y_l))."""
+    chosen, rejected = policy_rewards(policy, reference, features, pad_token_id, batch_size, cache_dir, padding_free)
+    return beta * (chosen - rejected)
 
 
 class RewardPairScorer:
     """Scores (prompt, chosen, rejected) text pairs with a trained reward model folder of either kind:
     a sequence-classification model, or a frozen-encoder head (whose encoder is read from the
-    mmpo_config.yaml saved beside it)."""
+    mmpo_config.yaml saved beside it). ``tokenization``: 'mmpo' encodes (prompt, response) as the tokenizer's
+    text pair; 'rewardbench' tokenises the whole conversation once, as reward-bench's pipeline does."""
 
     def __init__(
         self,
@@ -103,8 +124,10 @@ class RewardPairScorer:
         max_prompt_length: int = 256,
         batch_size: int = 16,
         cache_dir: str | None = None,
+        tokenization: str = "mmpo",
     ) -> None:
         self.batch_size = batch_size
+        self.tokenization = tokenization
         self.cache_dir = cache_dir
         self.head_mode = model_file(model_dir, HEAD_CONFIG) is not None
         if self.head_mode:
@@ -122,6 +145,8 @@ class RewardPairScorer:
     def features(self, pairs: list[Pair]) -> list[RewardFeatures] | list[EmbeddingFeatures]:
         if self.head_mode:
             return embed_pairs(pairs, self.embedder, self.cache_dir)
+        if self.tokenization == "rewardbench":
+            return rewardbench_reward_features(pairs, self.tokenizer, self.length.max_length)
         return tokenize_reward_pairs(pairs, self.tokenizer, self.length)
 
     def _collator(self):
@@ -130,6 +155,10 @@ class RewardPairScorer:
     def preference_logits(self, pairs: list[Pair]) -> torch.Tensor:
         """h = r(chosen) - r(rejected) per pair."""
         return reward_preference_logits(self.model, self.features(pairs), self._collator(), self.batch_size)
+
+    def pair_rewards(self, pairs: list[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(r(prompt, chosen), r(prompt, rejected)) per pair."""
+        return pair_rewards(self.model, self.features(pairs), self._collator(), self.batch_size)
 
     def rewards(self, pairs: list[Pair]) -> torch.Tensor:
         """r(prompt, chosen) per pair: the scalar reward, for judging single responses."""

@@ -145,3 +145,61 @@ def test_pickled_weights_are_refused_by_default(tmp_path, smollm2_tokenizer):
     with pytest.raises(ConfigError, match="could not be loaded"):
         load_causal_lm(str(folder))
     assert load_causal_lm(str(folder), LoadOptions(allow_pickle=True)) is not None
+
+
+def test_rewardbench_by_hub_id_equals_local_files(hub_cache, tmp_path, shared_data):
+    """allenai/reward-bench and allenai/pref-test-sets by hub id give the report the same rows give as local
+    files: splits name the Prior Sets (a split's own 'subset' column is a sub-subset, as reward-bench reads it)
+    and splits outside the Prior Sets (pku_safer) are not read."""
+    from helpers import rewardbench_rows
+
+    rb_rows = rewardbench_rows(shared_data, per_subset=3)
+    helpful = [
+        {
+            "prompt": [{"role": "user", "content": f"How do I keep basil fresh, {i}?"}],
+            "chosen": "Put it in water.",
+            "rejected": "Freeze it solid.",
+            "subset": "helpful-base",  # every split has the same columns, as there
+            "id": i,
+        }
+        for i in range(4)
+    ]
+    hhh = [{**row, "subset": "helpful", "chosen": row["rejected"], "rejected": row["chosen"]} for row in helpful]
+    data = tmp_path / "data"
+    data.mkdir()
+    files = {
+        "filtered": write_jsonl(data / "filtered.jsonl", rb_rows),
+        "anthropic_helpful": write_jsonl(data / "anthropic_helpful.jsonl", helpful),
+        "anthropic_hhh": write_jsonl(data / "anthropic_hhh.jsonl", hhh),
+        "pku_safer": write_jsonl(data / "pku_safer.jsonl", helpful),
+    }
+    add_to_hub_cache(
+        hub_cache,
+        "allenai/reward-bench",
+        {"data/filtered-00000-of-00001.jsonl": Path(files["filtered"])},
+        repo_type="dataset",
+    )
+    add_to_hub_cache(
+        hub_cache,
+        "allenai/pref-test-sets",
+        {
+            f"data/{name}-00000-of-00001.jsonl": Path(files[name])
+            for name in ("anthropic_helpful", "anthropic_hhh", "pku_safer")
+        },
+        repo_type="dataset",
+    )
+    local_priors = [
+        write_jsonl(data / "helpful_local.jsonl", [{**r, "subset": "anthropic_helpful"} for r in helpful]),
+        write_jsonl(data / "hhh_local.jsonl", [{**r, "subset": "anthropic_hhh"} for r in hhh]),
+    ]
+    common = ["eval", "--model", "test-org/tiny-llama", "--kind", "policy", "--reference-free", "--beta", "1"]
+    common += ["--benchmark", "rewardbench", "--cache-dir", ""]
+    by_id = mmpo(hub_cache, *common, "--data", "allenai/reward-bench", "--prior-sets", "allenai/pref-test-sets")
+    assert by_id.returncode == 0, by_id.stderr[-2000:]
+    local = mmpo(hub_cache, *common, "--data", files["filtered"], "--prior-sets", *local_priors)
+    assert local.returncode == 0, local.stderr[-2000:]
+    hub_report, local_report = json.loads(by_id.stdout), json.loads(local.stdout)
+    assert hub_report["prior_sets/pairs"] == 8 and "prior_sets/other" not in hub_report
+    assert hub_report["prior_sets/n_total/anthropic_hhh"] == 4
+    numbers = {k: v for k, v in local_report.items() if isinstance(v, (int, float))}
+    assert {k: hub_report[k] for k in numbers} == numbers

@@ -20,7 +20,7 @@ def benchmark_files(tmp_path_factory, shared_data):
     return tmp, rb, prior
 
 
-def test_reward_model_on_rewardbench_with_prior_sets(benchmark_files, shared_data, capsys):
+def test_reward_model_on_rewardbench_with_prior_sets(benchmark_files, shared_data, capsys, caplog):
     tmp, rb, prior = benchmark_files
     train = write_jsonl(tmp / "train.jsonl", on_topic_pairs(shared_data, 0, 60))
     overrides = [
@@ -37,6 +37,11 @@ def test_reward_model_on_rewardbench_with_prior_sets(benchmark_files, shared_dat
     ]
     assert main(["train", "reward", *overrides]) == 0
     capsys.readouterr()
+    # by default evaluation caches in the training run's cache, per text: adding the Prior Sets embeds them alone
+    assert main(["eval", "--model", f"{tmp}/rm", "--benchmark", "rewardbench", "--data", rb]) == 0
+    capsys.readouterr()
+    caplog.set_level("INFO", logger="mmpo")
+    caplog.clear()
     out = tmp / "report"
     assert (
         main(
@@ -58,6 +63,8 @@ def test_reward_model_on_rewardbench_with_prior_sets(benchmark_files, shared_dat
     )
     printed = json.loads(capsys.readouterr().out)
     report = json.loads((out / "report.json").read_text())
+    rb_texts = len({t for r in rewardbench_rows(shared_data) for t in (r["prompt"], r["chosen"], r["rejected"])})
+    assert f"embeddings: {rb_texts} of " in caplog.text and f"from the cache {tmp}/cache/" in caplog.text
     assert printed["score_4_section_mean"] == pytest.approx(report["score_4_section_mean"])
 
     # the subset accuracies are those of the model's own preference logits on the same pairs
@@ -79,6 +86,15 @@ def test_reward_model_on_rewardbench_with_prior_sets(benchmark_files, shared_dat
     assert report["score_v1_leaderboard"] == pytest.approx((2 * chat_hard + prior_acc) / 3)
     assert 0.0 <= report["prior_sets/ece"] <= 1.0 and report["prior_sets/pairs"] == 16
     assert (out / "reliability_prior_sets.png").read_bytes()[:4] == b"\x89PNG"
+
+    # the frozen encoder honours --max-length (a new embedding key) and refuses more than its positions
+    rb_eval = ["eval", "--model", f"{tmp}/rm", "--benchmark", "rewardbench", "--data", rb]
+    folders = set((tmp / "cache").glob("embeddings-*"))
+    assert main([*rb_eval, "--max-length", "32", "--max-prompt-length", "16"]) == 0
+    assert len(set((tmp / "cache").glob("embeddings-*")) - folders) == 1
+    capsys.readouterr()
+    assert main([*rb_eval, "--max-length", "4096"]) == 2
+    assert "reads at most 512 tokens (it was trained at 128)" in capsys.readouterr().err
 
 
 def test_policy_on_rewardbench_with_and_without_reference(benchmark_files, tiny_llama_dir, capsys, tmp_path, caplog):

@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import pytest
+import torch
 
 from mmpo.config import DataConfig
 from mmpo.data import build_pairs, load_records
@@ -82,3 +83,28 @@ def test_length_sorted_embedding_keeps_input_order():
     one_by_one = [embedder.embed([t])[0] for t in texts]
     for row, single in zip(together, one_by_one):
         assert float((row - single).abs().max()) < 1e-5
+
+
+def test_embedding_cache_is_per_text(tmp_path, caplog):
+    """A second call with more texts embeds only the new ones (one new shard) and returns what a fresh
+    embedding would, in the order asked."""
+    from mmpo.models.embeddings import SentenceEmbedder
+
+    caplog.set_level("INFO", logger="mmpo")
+    embedder = SentenceEmbedder(batch_size=2)
+    first = ["a short prompt", "a reply", "another reply"]
+    second = ["a new text", "another reply", "a short prompt", "one more"]
+    embedder.cached_embed(first, tmp_path)
+    assert "from the cache" not in caplog.text
+    caplog.clear()
+    embedded: list[str] = []
+    original = embedder.embed
+    embedder.embed = lambda texts, show_progress=False: embedded.extend(texts) or original(texts)
+    got = embedder.cached_embed(second, tmp_path)
+    assert embedded == ["a new text", "one more"]
+    assert "2 of 4 texts from the cache" in caplog.text
+    assert len(list(tmp_path.glob("embeddings-*/*.safetensors"))) == 2
+    torch.testing.assert_close(got, original(second), rtol=0, atol=1e-6)
+    embedded.clear()
+    embedder.cached_embed(second[::-1], tmp_path)
+    assert embedded == []

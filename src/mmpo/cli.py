@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -67,16 +66,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from mmpo.commands.eval import EvalParams, run_eval
     from mmpo.evaluation.pair_eval import ScoringSettings
-    from mmpo.features.rewardbench_tokenize import REWARDBENCH_MAX_LENGTH, REWARDBENCH_MAX_PROMPT_LENGTH
 
     if args.prior_sets and args.benchmark != "rewardbench":
         raise ConfigError("--prior-sets needs --benchmark rewardbench")
     tokenization = args.scoring or ("rewardbench" if args.benchmark == "rewardbench" else "mmpo")
-    rewardbench = tokenization == "rewardbench"
-    max_length = args.max_length or (REWARDBENCH_MAX_LENGTH if rewardbench else 512)
-    max_prompt_length = args.max_prompt_length or (REWARDBENCH_MAX_PROMPT_LENGTH if rewardbench else 256)
-    if max_prompt_length >= max_length:
-        raise ConfigError(f"--max-prompt-length ({max_prompt_length}) must be below --max-length ({max_length})")
     if args.ref_free_type and not args.reference_free:
         raise ConfigError("--ref-free-type needs --reference-free")
     scoring = ScoringSettings(
@@ -85,13 +78,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         ref_model=args.ref_model,
         beta=args.beta,
         reference_free=args.reference_free,
-        cache_dir=args.cache_dir or None,
-        max_length=max_length,
-        max_prompt_length=max_prompt_length,
+        cache_dir=args.cache_dir,
+        max_length=args.max_length,
+        max_prompt_length=args.max_prompt_length,
         batch_size=args.batch_size,
         tokenization=tokenization,
-        reference_free_reduction=args.ref_free_type or ("avg" if rewardbench else "sum"),
+        reference_free_reduction=args.ref_free_type or ("avg" if tokenization == "rewardbench" else "sum"),
     )
+    scoring.lengths()  # checked before anything loads
     params = EvalParams(
         scoring, args.data, args.data_overrides, args.gamma, args.bins, args.out, args.benchmark, args.prior_sets
     )
@@ -276,7 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
         "ref_free_type (default: avg under --scoring rewardbench, as its run_dpo.py; else sum)",
     )
     ev.add_argument(
-        "--max-length", type=_positive_int, default=None, help="default 2048 (--scoring rewardbench) or 512"
+        "--max-length",
+        type=_positive_int,
+        default=None,
+        help="default 2048 (--scoring rewardbench) or 512; a frozen-encoder reward head: the length it was trained at",
     )
     ev.add_argument(
         "--max-prompt-length", type=_positive_int, default=None, help="default 128 (--scoring rewardbench) or 256"
@@ -286,8 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default="", help="folder for report.json and reliability.png")
     ev.add_argument(
         "--cache-dir",
-        default=os.environ.get("MMPO_CACHE_DIR", str(Path("~/.cache/mmpo").expanduser())),
-        help="embeddings and log-probs cache shared by evaluations ('' = none; $MMPO_CACHE_DIR or ~/.cache/mmpo)",
+        default=None,
+        help="embeddings and log-probs cache ('' = none; default: the cache the model's training run used, "
+        "else $MMPO_CACHE_DIR or ~/.cache/mmpo)",
     )
     _add_data_options(ev)
     ev.set_defaults(func=_cmd_eval)

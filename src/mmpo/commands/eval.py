@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from mmpo.errors import ConfigError
 from mmpo.evaluation.pair_eval import ScoringSettings, load_eval_pairs, preference_logits, write_report
 from mmpo.evaluation.rewardbench import evaluate_rewardbench
 from mmpo.models.inspect import require_model_kind
-from mmpo.models.loading import load_tokenizer
+from mmpo.models.loading import load_tokenizer, saved_run_of
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,20 @@ class EvalParams:
     prior_sets: list[str] = field(default_factory=list)
 
 
+def default_cache_dir(model: str) -> str:
+    """Where evaluation caches embeddings and log-probs unless told: the trained run's own cache (so evaluating a
+    model reuses what training embedded or scored), else $MMPO_CACHE_DIR or ~/.cache/mmpo."""
+    trained = saved_run_of(model)
+    if trained is not None:
+        return trained.cache_folder()
+    return os.environ.get("MMPO_CACHE_DIR") or str(Path("~/.cache/mmpo").expanduser())
+
+
 def run_eval(params: EvalParams) -> dict[str, Any]:
+    if params.scoring.cache_dir is None:
+        params = replace(params, scoring=replace(params.scoring, cache_dir=default_cache_dir(params.scoring.model)))
+    elif params.scoring.cache_dir == "":
+        params = replace(params, scoring=replace(params.scoring, cache_dir=None))
     data_cfg = data_config_from_overrides(params.data_overrides)
     if params.scoring.tokenization == "rewardbench" and data_cfg.chat_template == "never":
         raise ConfigError(

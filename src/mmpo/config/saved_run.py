@@ -48,6 +48,11 @@ class SavedRun:
         tmp.replace(path)
         return path
 
+    def cache_folder(self) -> str:
+        """The cache the run used: its ``cache_dir``, else ``cache`` beside its output folder (training's default,
+        found from where the model is now, so that it holds wherever the run was started from)."""
+        return self.config.cache_dir or str(self.folder.parent / "cache")
+
     def experiment_differences(self, other: RunConfig) -> list[str]:
         """Top-level sections that differ from ``other`` outside RESUMABLE_SECTIONS: resuming across any of
         them would mix two experiments in one model."""

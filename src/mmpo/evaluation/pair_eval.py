@@ -18,7 +18,12 @@ from mmpo import strict_json
 from mmpo.config.schema import DataConfig
 from mmpo.data.prepare import prepare_pairs
 from mmpo.errors import ConfigError
-from mmpo.features.rewardbench_tokenize import RewardBenchLengths, rewardbench_policy_features
+from mmpo.features.rewardbench_tokenize import (
+    REWARDBENCH_MAX_LENGTH,
+    REWARDBENCH_MAX_PROMPT_LENGTH,
+    RewardBenchLengths,
+    rewardbench_policy_features,
+)
 from mmpo.features.scoring import RewardPairScorer, policy_rewards
 from mmpo.features.tokenize import LengthPolicy, tokenize_policy_pairs
 from mmpo.metrics.calibration import bins_record, pairwise_calibration, preference_report
@@ -48,12 +53,21 @@ class ScoringSettings:
     ref_model: str = ""
     beta: float | None = None
     reference_free: bool = False
-    max_length: int = 512
-    max_prompt_length: int = 256
+    max_length: int | None = None  # None: 2048 under rewardbench scoring (512 else); a reward head: as trained
+    max_prompt_length: int | None = None  # None: 128 under rewardbench scoring, else 256
     batch_size: int = 16
     cache_dir: str | None = None
     tokenization: str = "mmpo"
     reference_free_reduction: str = "sum"
+
+    def lengths(self) -> tuple[int, int]:
+        """(max_length, max_prompt_length), reward-bench's defaults under its scoring, else mmpo's."""
+        rewardbench = self.tokenization == "rewardbench"
+        max_length = self.max_length or (REWARDBENCH_MAX_LENGTH if rewardbench else 512)
+        max_prompt_length = self.max_prompt_length or (REWARDBENCH_MAX_PROMPT_LENGTH if rewardbench else 256)
+        if max_prompt_length >= max_length:
+            raise ConfigError(f"--max-prompt-length ({max_prompt_length}) must be below --max-length ({max_length})")
+        return max_length, max_prompt_length
 
 
 @dataclass(frozen=True)
@@ -94,26 +108,23 @@ def load_eval_pairs(files: Sequence[str], data: DataConfig, tokenizer: PreTraine
 
 def pair_scores(settings: ScoringSettings, pairs: list[Pair], tokenizer: PreTrainedTokenizerBase | None) -> PairScores:
     """Scores of both responses of every pair, in the order of ``pairs``."""
-    rewardbench = settings.tokenization == "rewardbench"
+    max_length, max_prompt_length = settings.lengths()
     if settings.kind == "reward":
         scorer = RewardPairScorer(
             settings.model,
-            settings.max_length,
-            settings.max_prompt_length,
+            max_length,
+            max_prompt_length,
             settings.batch_size,
             settings.cache_dir,
             settings.tokenization,
+            encoder_max_length=settings.max_length,
         )
         return PairScores(*scorer.pair_rewards(pairs))
     assert tokenizer is not None
-    if rewardbench:
-        features = rewardbench_policy_features(
-            pairs, tokenizer, RewardBenchLengths(settings.max_length, settings.max_prompt_length)
-        )
+    if settings.tokenization == "rewardbench":
+        features = rewardbench_policy_features(pairs, tokenizer, RewardBenchLengths(max_length, max_prompt_length))
     else:  # evaluation scores every pair
-        features = tokenize_policy_pairs(
-            pairs, tokenizer, LengthPolicy(settings.max_length, settings.max_prompt_length, "truncate")
-        )
+        features = tokenize_policy_pairs(pairs, tokenizer, LengthPolicy(max_length, max_prompt_length, "truncate"))
     trained = saved_run_of(settings.model)
     beta = settings.beta if settings.beta is not None else (trained.config.loss.beta if trained else None)
     reference_name = settings.ref_model or (trained.config.model if trained else "")

@@ -85,7 +85,11 @@ def load_prior_sets(
             wanted = [s for s in PRIOR_SETS if s in splits]
             if not wanted:
                 raise DataError(f"{source}: none of the Prior Sets {PRIOR_SETS} among its splits {sorted(splits)}")
-            parts += [_pairs_of(splits[s], cfg, tokenizer, f"{source}:{s}", s, dialogue) for s in wanted]
+            for split in wanted:  # as reward-bench: the split names the set, a 'subset' column is a sub-subset
+                records = splits[split]
+                if "subset" in records.column_names:
+                    records = records.rename_column("subset", "subsubset")
+                parts.append(_pairs_of(records, cfg, tokenizer, f"{source}:{split}", split, dialogue))
             continue
         default = hub.split if hub is not None else section_name(source)
         parts.append(_pairs_of(load_records(source), cfg, tokenizer, source, default, dialogue))

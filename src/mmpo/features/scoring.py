@@ -114,7 +114,8 @@ def policy_preference_logits(
 class RewardPairScorer:
     """Scores (prompt, chosen, rejected) text pairs with a trained reward model folder of either kind:
     a sequence-classification model, or a frozen-encoder head (whose encoder is read from the
-    mmpo_config.yaml saved beside it). ``tokenization``: 'mmpo' encodes (prompt, response) as the tokenizer's
+    mmpo_config.yaml saved beside it; it embeds at ``encoder_max_length`` tokens, or as trained when None).
+    ``tokenization``: 'mmpo' encodes (prompt, response) as the tokenizer's
     text pair; 'rewardbench' tokenises the whole conversation once, as reward-bench's pipeline does."""
 
     def __init__(
@@ -125,6 +126,7 @@ class RewardPairScorer:
         batch_size: int = 16,
         cache_dir: str | None = None,
         tokenization: str = "mmpo",
+        encoder_max_length: int | None = None,
     ) -> None:
         self.batch_size = batch_size
         self.tokenization = tokenization
@@ -136,7 +138,15 @@ class RewardPairScorer:
             if trained is None:
                 raise ConfigError(f"{model_dir}: a reward head without its mmpo_config.yaml (which encoder?)")
             self.model = load_reward_head(folder)
-            self.embedder = SentenceEmbedder(trained.config.model, max_length=trained.config.max_length)
+            self.embedder = SentenceEmbedder(
+                trained.config.model, max_length=encoder_max_length or trained.config.max_length
+            )
+            positions = getattr(self.embedder.model.config, "max_position_embeddings", None)
+            if positions is not None and self.embedder.max_length > positions:
+                raise ConfigError(
+                    f"--max-length {self.embedder.max_length}: the reward head's encoder {trained.config.model} reads "
+                    f"at most {positions} tokens (it was trained at {trained.config.max_length})"
+                )
         else:
             self.tokenizer = load_tokenizer(model_dir)
             self.model = load_reward_model(model_dir)

@@ -1,5 +1,6 @@
 """Sentence embeddings from a local encoder (mean pooling + L2 norm, as sentence-transformers does),
-with an on-disk cache so that a frozen encoder runs once per text across runs, seeds and baselines."""
+with an on-disk cache keyed per text, so that a frozen encoder runs once per text across runs, seeds, baselines
+and evaluations."""
 
 from __future__ import annotations
 
@@ -56,17 +57,35 @@ class SentenceEmbedder:
         return result
 
     def cached_embed(self, texts: Sequence[str], cache_dir: str | Path | None) -> torch.Tensor:
-        """embed() through a safetensors cache keyed by (model path, max_length, texts)."""
+        """embed() through a per-text cache: a folder per (encoder, max_length) holding shards of
+        (text digests, embeddings). Only texts no shard has are embedded, and they become one new shard, so adding
+        a file to an evaluation embeds that file alone, and training and evaluation share what they embedded."""
         if not cache_dir:
             return self.embed(texts, show_progress=True)
-        digest = hashlib.sha256(f"{resolve_model(self.model_name)[0]}|{self.max_length}".encode())
-        for text in texts:
-            digest.update(hashlib.sha256(text.encode()).digest())
-        path = Path(cache_dir) / f"embeddings-{digest.hexdigest()[:24]}.safetensors"
-        cached = load_cached(path)
-        if cached is not None:
-            logger.info("embeddings: reusing cache %s", path)
-            return cached["embeddings"]
-        embeddings = self.embed(texts, show_progress=True)
-        save_atomically(path, {"embeddings": embeddings})
-        return embeddings
+        key = hashlib.sha256(f"{resolve_model(self.model_name)[0]}|{self.max_length}".encode()).hexdigest()[:24]
+        folder = Path(cache_dir) / f"embeddings-{key}"
+        digests = [hashlib.sha256(text.encode()).digest() for text in texts]
+        known = _read_shards(folder)
+        missing = sorted({d: i for i, d in enumerate(digests) if d not in known}.values())
+        if missing:
+            fresh = self.embed([texts[i] for i in missing], show_progress=True)
+            new_digests = [digests[i] for i in missing]
+            shard = hashlib.sha256(b"".join(new_digests)).hexdigest()[:24]
+            save_atomically(
+                folder / f"{shard}.safetensors",
+                {"digests": torch.tensor([list(d) for d in new_digests], dtype=torch.uint8), "embeddings": fresh},
+            )
+            known.update(zip(new_digests, fresh))
+        if len(missing) < len(texts):
+            logger.info("embeddings: %d of %d texts from the cache %s", len(texts) - len(missing), len(texts), folder)
+        return torch.stack([known[d] for d in digests]) if texts else torch.empty(0, 0)
+
+
+def _read_shards(folder: Path) -> dict[bytes, torch.Tensor]:
+    """Digest -> embedding of every text cached in ``folder``."""
+    table: dict[bytes, torch.Tensor] = {}
+    for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+        shard = load_cached(path)
+        for digest, row in zip(shard["digests"].tolist(), shard["embeddings"], strict=True):
+            table[bytes(digest)] = row
+    return table

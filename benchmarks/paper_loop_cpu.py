@@ -87,7 +87,7 @@ def main() -> None:
         f"cache_dir={out / 'cache'}",
     ]
     run("train", "policy", *common, f"train.output_dir={out / 'policy' / 'mmpo'}")
-    run("train", "policy", *common, "loss.gamma=inf", f"train.output_dir={out / 'policy' / 'dpo'}")
+    run("train", "policy", *common, "loss.loss_type=dpo", f"train.output_dir={out / 'policy' / 'dpo'}")
 
     # 4. RewardBench (local, Chat Hard subsets) with Prior Sets calibration
     rb, prior = benchmark_files(out, per_subset=12, prior=24)

@@ -143,6 +143,13 @@ def test_policy_training_improves_heldout_accuracy_and_reuses_reference_cache(tm
     assert caplog.text.count("reusing cache") == 2  # the gamma sweep reuses the reference log-probs
     assert len(list((tmp_path / "refcache").glob("logp_stats-*.safetensors"))) == 2
     assert dpo.metrics["eval_accuracy"] == 1.0
+    # held-out NLL against the one stated target (eval_target_gamma, default 1), not the run's own gamma=inf
+    from mmpo.metrics.calibration import soft_target_nll
+
+    assert dpo.metrics["eval_target_gamma"] == result.metrics["eval_target_gamma"] == 1.0
+    assert dpo.metrics["eval_nll_soft"] == pytest.approx(
+        soft_target_nll(dpo.eval_preference_logits, dpo.eval_margins, 1.0), rel=1e-6
+    )
     # hard labels push the implicit margin further than soft targets whose p < 1
     assert dpo.metrics["eval_mean_preference_logit"] > result.metrics["eval_mean_preference_logit"]
     assert (result.output_dir / "preference_logit_history.png").exists()

@@ -59,7 +59,7 @@ def run_demo(
         Path(output_dir) / f"reliability_{'_vs_'.join(variants.values())}.png",
         title=f"{Path(first.data.eval_path).name}: {kind} models",
     )
-    print(f"Held-out pairs ({Path(first.data.eval_path).name}), soft targets with gamma={first.loss.gamma:g}:")
+    print(f"Held-out pairs ({Path(first.data.eval_path).name}), soft targets with gamma={first.eval_target_gamma:g}:")
     print(format_table(results))
     print(f"reliability diagram: {png}")
     print(f"TensorBoard: tensorboard --logdir {output_dir}")

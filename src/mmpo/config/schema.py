@@ -203,6 +203,9 @@ class RunConfig:
     padding_free: bool = True
     cache_dir: str = ""  # reference log-probs and embeddings cache; default <output_dir>/../cache
     ece_bins: int = 10
+    # held-out NLL/Brier are measured against p = sigmoid(eval_target_gamma * m) whatever the loss, so that an
+    # MMPO run and its DPO/BT baseline (hard labels) are scored against the same stated target
+    eval_target_gamma: float = 1.0
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     lora: LoraSettings = field(default_factory=LoraSettings)
@@ -226,6 +229,8 @@ class RunConfig:
         check_range("head_hidden_dim", self.head_hidden_dim, low=0, strict_low=True)
         if not 0 <= self.head_dropout < 1:
             raise ConfigError(f"head_dropout must be in [0, 1) (got {self.head_dropout})")
+        if not self.eval_target_gamma > 0:
+            raise ConfigError(f"eval_target_gamma must be > 0 or inf (got {self.eval_target_gamma})")
         if self.ece_bins < 2:
             raise ConfigError(f"ece_bins must be >= 2 (got {self.ece_bins})")
         self.data.validate()

@@ -156,6 +156,7 @@ def write_report(
     """The preference report of ``h``; with ``out``, report.json and reliability.png there."""
     margins = [p.margin for p in pairs]
     report = preference_report(h, margins, gamma, bins, [p.section for p in pairs])
+    report["target_gamma"] = gamma
     if out:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)

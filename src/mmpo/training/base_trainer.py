@@ -41,10 +41,13 @@ class EvalSnapshot:
 
 class PairwiseTrainer(Trainer):
     """Subclasses implement ``pair_outputs``. ``loss`` is the one validated loss configuration; NLL/Brier
-    are always measured against p = sigmoid(loss.gamma * m), whatever the loss type, so that an MMPO run
-    and its DPO/BT baseline are scored against the same soft targets."""
+    are always measured against p = sigmoid(target_gamma * m) (the run's ``eval_target_gamma``), whatever the
+    loss type and its own gamma, so that an MMPO run and its DPO/BT baseline are scored against the same soft
+    targets; the metrics name that gamma (``target_gamma``)."""
 
-    def __init__(self, *args: Any, loss: LossConfig, ece_bins: int = 10, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, loss: LossConfig, ece_bins: int = 10, target_gamma: float = 1.0, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("compute_metrics", self._compute_and_keep_metrics)
         super().__init__(*args, **kwargs)
         # Our losses are per-batch means; tell Trainer so it divides by the gradient-accumulation steps
@@ -53,6 +56,7 @@ class PairwiseTrainer(Trainer):
         use_stderr_progress(self, self.args.disable_tqdm)
         self.loss_config = loss
         self.ece_bins = ece_bins
+        self.target_gamma = target_gamma
         self.last_eval: EvalSnapshot | None = None
         self._train_logits: list[torch.Tensor] = []
         self._train_margins: list[torch.Tensor] = []
@@ -86,14 +90,16 @@ class PairwiseTrainer(Trainer):
         h = torch.as_tensor(prediction.predictions).flatten()
         margins = torch.as_tensor(prediction.label_ids).flatten()
         self.last_eval = EvalSnapshot(self.state.global_step, h.tolist(), margins.tolist())
-        report = preference_report(h, margins, self.loss_config.gamma, self.ece_bins)
-        return {k: v for k, v in report.items() if isinstance(v, float)}
+        report = preference_report(h, margins, self.target_gamma, self.ece_bins)
+        metrics = {k: v for k, v in report.items() if isinstance(v, float)}
+        metrics["target_gamma"] = float(self.target_gamma)
+        return metrics
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add accuracy/ECE/mean preference logit of the training pairs seen since the last log."""
         if "loss" in logs and self._train_logits:
             report = preference_report(
-                torch.cat(self._train_logits), torch.cat(self._train_margins), self.loss_config.gamma, self.ece_bins
+                torch.cat(self._train_logits), torch.cat(self._train_margins), self.target_gamma, self.ece_bins
             )
             for key in ("accuracy", "ece", "mean_preference_logit"):
                 logs[key] = round(report[key], 6)

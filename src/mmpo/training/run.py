@@ -81,6 +81,7 @@ def _train(cfg: RunConfig, resume: str | None, callbacks: list[TrainerCallback])
         processing_class=tokenizer,
         loss=cfg.loss,
         ece_bins=cfg.ece_bins,
+        target_gamma=cfg.eval_target_gamma,
         callbacks=[PreferenceLogitHistoryPlot(), SaveRunConfigWithCheckpoints(cfg), *callbacks],
     )
     if resume:

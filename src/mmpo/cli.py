@@ -12,7 +12,6 @@ import argparse
 import logging
 import math
 import sys
-from pathlib import Path
 from typing import Any
 
 from mmpo import strict_json
@@ -39,6 +38,33 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0 or inf (got {text})")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (got {text})")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (got {text})")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1..65535 (got {text})")
     return value
 
 
@@ -147,6 +173,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         limit=args.limit,
         backend=args.backend,
+        question_begin=args.question_begin,
+        question_end=args.question_end,
+        num_choices=args.num_choices,
     )
     print_json(run_generate(params))
     return 0
@@ -158,12 +187,21 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     params = JudgeParams(
         answers=args.answers,
         judge=_judge_settings(args),
-        out=args.out or str(Path(args.answers[0]).parent / "judgments.jsonl"),
+        out=args.out,
         questions=args.questions,
         references=args.references,
         judge_prompts=args.judge_prompts,
     )
-    print_json(run_judge(params))
+    summary, failed = run_judge(params)
+    print_json(summary)
+    if failed:
+        shown = "; ".join(failed[:3]) + (f"; and {len(failed) - 3} more" if len(failed) > 3 else "")
+        logging.getLogger("mmpo").error(
+            "%d judge requests failed and were not recorded (run the same command again to retry them): %s",
+            len(failed),
+            shown,
+        )
+        return 1
     return 0
 
 
@@ -188,7 +226,9 @@ def _add_judge_options(parser: argparse.ArgumentParser, max_new_tokens: int) -> 
     parser.add_argument("--concurrency", type=_positive_int, default=4, help="openai judges: parallel requests")
     parser.add_argument("--max-new-tokens", type=_positive_int, default=max_new_tokens)
     parser.add_argument("--batch-size", type=_positive_int, default=4, help="hf judges: conversations per batch")
-    parser.add_argument("--retries", type=int, default=6, help="openai judges: retries on 429/5xx, with backoff")
+    parser.add_argument(
+        "--retries", type=_non_negative_int, default=6, help="openai judges: retries on 429/5xx, with backoff"
+    )
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -315,14 +355,14 @@ def build_parser() -> argparse.ArgumentParser:
     ann.add_argument(
         "--prompt-template", default="", help="JSON line: system_prompt, prompt_template ({question}, {answer})"
     )
-    ann.add_argument("--limit", type=int, default=0, help="judge at most this many new rows")
+    ann.add_argument("--limit", type=_non_negative_int, default=0, help="judge at most this many new rows")
     _add_judge_options(ann, 512)
     ann.set_defaults(func=_cmd_annotate)
 
     srv = sub.add_parser("serve", help="a local chat model behind an OpenAI-compatible endpoint")
     srv.add_argument("--model", required=True)
     srv.add_argument("--host", default="127.0.0.1")
-    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--port", type=_port, default=8000)
     srv.add_argument("--max-new-tokens", type=_positive_int, default=512)
     srv.set_defaults(func=_cmd_serve)
 
@@ -330,18 +370,31 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--model", required=True)
     gen.add_argument("--questions", default="mt-bench", help="'mt-bench' or a FastChat question.jsonl")
     gen.add_argument("--out", required=True)
-    gen.add_argument("--model-id", default="", help="model_id written in the answers (default: folder name)")
+    gen.add_argument(
+        "--model-id", default="", help="model_id written in the answers (default: the --out file's stem, as FastChat)"
+    )
     gen.add_argument("--max-new-tokens", type=_positive_int, default=1024)
-    gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    gen.add_argument(
+        "--temperature",
+        type=_non_negative_float,
+        default=None,
+        help="one temperature for every question (default: FastChat's per category: writing and roleplay 0.7, "
+        "stem and humanities 0.1, extraction, math, coding and reasoning 0 = greedy)",
+    )
     gen.add_argument("--batch-size", type=_positive_int, default=8)
-    gen.add_argument("--limit", type=int, default=0, help="only the first N questions")
+    gen.add_argument("--limit", type=_non_negative_int, default=0, help="only the first N questions (0 = all)")
+    gen.add_argument("--question-begin", type=_non_negative_int, default=None, help="questions[begin:end], as FastChat")
+    gen.add_argument("--question-end", type=_non_negative_int, default=None)
+    gen.add_argument("--num-choices", type=_positive_int, default=1, help="answers per question (choice i: seed i)")
     gen.add_argument("--backend", choices=["auto", "transformers", "vllm"], default="auto")
     gen.set_defaults(func=_cmd_generate)
 
     jdg = sub.add_parser("judge", help="MT-bench single-answer grading with per-category and per-turn scores")
     jdg.add_argument("benchmark", choices=["mt-bench"])
     jdg.add_argument("--answers", required=True, nargs="+", help="FastChat answer file(s)")
-    jdg.add_argument("--out", default="", help="judgments JSONL (default: judgments.jsonl beside the answers)")
+    jdg.add_argument(
+        "--out", default="", help="judgments JSONL (default: FastChat's model_judgment/<judge>_single.jsonl)"
+    )
     jdg.add_argument("--questions", default="mt-bench")
     jdg.add_argument("--references", default="mt-bench", help="reference answers for math, reasoning, coding")
     jdg.add_argument("--judge-prompts", default="mt-bench", help="FastChat judge_prompts.jsonl")

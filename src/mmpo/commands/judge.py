@@ -4,17 +4,19 @@ and overall scores (also written to ``mt_bench.json`` beside the judgments, for 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mmpo.evaluation.judges import JudgeSettings, make_judge
 from mmpo.evaluation.mt_bench import (
+    existing_judgments,
     judge_answers,
     load_judge_prompts,
     load_questions,
     load_references,
-    read_answers,
+    read_answer_sets,
     summarize,
 )
 
@@ -23,28 +25,38 @@ from mmpo.evaluation.mt_bench import (
 class JudgeParams:
     answers: list[str]
     judge: JudgeSettings
-    out: str
+    out: str = ""  # default: FastChat's model_judgment/<judge>_single.jsonl beside model_answer/
     questions: str = "mt-bench"
     references: str = "mt-bench"
     judge_prompts: str = "mt-bench"
 
 
-def run_judge(params: JudgeParams) -> dict[str, Any]:
+def default_judgment_path(answers: str, judge_name: str) -> Path:
+    """FastChat's layout: answers in <bench>/model_answer/<model>.jsonl, judgments in
+    <bench>/model_judgment/<judge>_single.jsonl (beside the answers' folder when it is not model_answer/)."""
+    folder = Path(answers).parent
+    bench = folder.parent if folder.name == "model_answer" else folder
+    return bench / "model_judgment" / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', judge_name)}_single.jsonl"
+
+
+def run_judge(params: JudgeParams) -> tuple[dict[str, Any], list[str]]:
+    """(the summary, the requests that failed and are left for the next run)."""
     questions = load_questions(params.questions)
     prompts = load_judge_prompts(params.judge_prompts)
     refs = load_references(params.references)
-    answers = [row for path in params.answers for row in read_answers(path)]
+    answer_sets = read_answer_sets(params.answers)
+    out = Path(params.out) if params.out else default_judgment_path(params.answers[0], params.judge.name)
+    existing_judgments(out, params.judge.name)  # another judge's file: refused before the judge loads
     judge = make_judge(params.judge)
-    out = Path(params.out)
-    judge_answers(judge, params.judge.name, answers, questions, prompts, refs, out)
+    outcome = judge_answers(judge, params.judge.name, answer_sets, questions, prompts, refs, out)
     judgments = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()]
-    models = {row["model_id"] for row in answers}
+    models = {s.model for s in answer_sets}
     summary = summarize([j for j in judgments if j["model"] in models], questions)
-    result: dict[str, Any] = {"judgments": str(out)}
+    result: dict[str, Any] = {"judgments": str(out), "judged_now": outcome.written, "failed": len(outcome.failed)}
     if len(summary) == 1:
         result.update(next(iter(summary.values())))
         result["model"] = next(iter(summary))
     else:
         result["models"] = summary
     (out.parent / "mt_bench.json").write_text(json.dumps(result, indent=2))
-    return result
+    return result, outcome.failed

@@ -52,7 +52,7 @@ class JudgePrompt:
         if not self.rating_regex:
             return parse_rating(text)
         match = re.search(self.rating_regex, text)
-        return float(next(g for g in match.groups() if g is not None)) if match else None
+        return rating_number(next((g for g in match.groups() if g is not None), "")) if match else None
 
 
 DEFAULT_PROMPT = JudgePrompt("single-v1", SINGLE_V1_SYSTEM, SINGLE_V1_TEMPLATE)
@@ -79,10 +79,26 @@ def read_prompt_file(path: str) -> JudgePrompt:
     return prompt
 
 
-def parse_rating(text: str) -> float | None:
-    """FastChat's reading of a judgment: [[n]], else [n]; None when neither is there."""
+RATING_RANGE = (1, 10)
+# what ast.literal_eval (FastChat's reader) accepts as a number, bounded: no leading zero ("07" is a SyntaxError
+# there), at most 4 digits before the point, so a 400-digit number is not a rating rather than an overflow
+_RATING_NUMBER = re.compile(r"(0|[1-9]\d{0,3})(\.\d{0,6})?")
+
+
+def rating_number(text: str) -> int | float | None:
+    """The rating a judge wrote, as FastChat's ``ast.literal_eval`` reads it (int, or float with a point), or
+    None when it is no such number or lies outside 1..10 (e.g. "07", "1e400", a 400-digit number, "0")."""
+    text = text.strip()
+    if not _RATING_NUMBER.fullmatch(text):
+        return None
+    value = ast.literal_eval(text + ("0" if text.endswith(".") else ""))
+    return value if RATING_RANGE[0] <= value <= RATING_RANGE[1] else None
+
+
+def parse_rating(text: str) -> int | float | None:
+    """FastChat's reading of a judgment: [[n]], else [n]; None when neither is there or n is not a 1..10 rating."""
     match = ONE_SCORE.search(text) or ONE_SCORE_BACKUP.search(text)
-    return float(ast.literal_eval(match.group(1))) if match else None
+    return rating_number(match.group(1)) if match else None
 
 
 @dataclass(frozen=True)
@@ -99,9 +115,13 @@ class JudgeRequest:
 
 @dataclass(frozen=True)
 class JudgeReply:
+    """``request_failed``: the judge could not be asked (an API error after its retries): nothing was judged, so
+    the row is retried by the next run rather than recorded as unparsable."""
+
     score: float | None
     text: str
     error: str = ""
+    request_failed: bool = False
 
 
 def _messages(request: JudgeRequest) -> list[dict[str, str]]:
@@ -126,7 +146,7 @@ class OpenAIJudge:
         try:
             return _reply(self.endpoint.complete(_messages(request)), request)
         except ChatRequestFailed as exc:
-            return JudgeReply(None, "", f"API error: {exc}")
+            return JudgeReply(None, "", f"API error: {exc}", request_failed=True)
 
     def judge(self, requests: Sequence[JudgeRequest]) -> list[JudgeReply]:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:

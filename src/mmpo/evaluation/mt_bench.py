@@ -7,7 +7,10 @@ File formats are FastChat's, so either tool reads the other's files:
     prompt name], "user_prompt", "judgment", "score", "turn", "tstamp"}``, score -1 when unparsable.
 Grading uses ``single-v1`` for turn 1 and ``single-v1-multi-turn`` for turn 2, and their ``-math-``
 variants with the reference answers for the math, reasoning and coding categories (``NEED_REF_CATS``).
-Scores of -1 are left out of the means, as FastChat's show_result does.
+Scores of -1 are left out of the means, as FastChat's show_result does, and counted (``mt_bench/unparsed``).
+Where mmpo does more than FastChat: a request the judge could not answer (API error) is not written but retried
+by the next run and reported; judging resumes on (question, turn, model, judge prompt), and one file holds one
+judge's ratings. Models are named by their answer file's stem, as FastChat's ``load_model_answers`` does.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,19 @@ from mmpo.evaluation.judges import JudgePrompt, JudgeRequest
 from mmpo.progress import progress
 
 NEED_REF_CATS = ("math", "reasoning", "coding")
+# FastChat llm_judge/common.py: the sampling temperature of each category (0.7 for any other)
+TEMPERATURE_CONFIG = {
+    "writing": 0.7,
+    "roleplay": 0.7,
+    "extraction": 0.0,
+    "math": 0.0,
+    "coding": 0.0,
+    "reasoning": 0.0,
+    "stem": 0.1,
+    "humanities": 0.1,
+    "arena-hard-200": 0.0,
+}
+DEFAULT_TEMPERATURE = 0.7
 BUNDLED_NAMES = {
     "questions": "shared:mt_bench/question.jsonl",
     "references": "shared:mt_bench/reference_answer_gpt-4.jsonl",
@@ -78,40 +94,69 @@ def read_answers(path: str) -> list[dict[str, Any]]:
     return _jsonl(path, "answers")
 
 
+def question_temperature(question: Question, override: float | None) -> float:
+    """FastChat's gen_model_answer: the category's temperature (TEMPERATURE_CONFIG, else 0.7) unless overridden."""
+    if override is not None:
+        return override
+    return TEMPERATURE_CONFIG.get(question.category, DEFAULT_TEMPERATURE)
+
+
+def _answer_turns(generator, settings, batch: Sequence[Question]) -> list[list[str]]:
+    """Both turns of every question of ``batch`` (turn 2 continues the conversation of the model's turn 1)."""
+    conversations = [[{"role": "user", "content": q.turns[0]}] for q in batch]
+    answers = [[a] for a in generator.generate(conversations, settings)]
+    for turn in range(1, max(len(q.turns) for q in batch)):
+        active = [k for k, q in enumerate(batch) if len(q.turns) > turn]
+        for k in active:
+            conversations[k] += [
+                {"role": "assistant", "content": answers[k][-1]},
+                {"role": "user", "content": batch[k].turns[turn]},
+            ]
+        replies = generator.generate([conversations[k] for k in active], settings)
+        for k, reply in zip(active, replies, strict=True):
+            answers[k].append(reply)
+    return answers
+
+
 def generate_answers(
     generator,
     settings,
     questions: Sequence[Question],
     model_id: str,
     out: Path,
+    num_choices: int = 1,
+    temperature: float | None = None,
 ) -> int:
-    """Answer both turns of every question not yet in ``out`` (turn 2 sees turn 1's answer); returns how
-    many were written. Appends, so a killed run resumes."""
+    """Answer both turns of every question not yet in ``out``, ``num_choices`` times (choice i sampled after
+    ``torch.manual_seed(i)``, as FastChat), at each category's temperature unless ``temperature`` is given;
+    returns how many questions were answered. Appends one record per question, so a killed run resumes."""
+    import torch
+
     done = {int(r["question_id"]) for r in _jsonl(str(out), "answers")} if out.exists() else set()
     pending = [q for q in questions if q.question_id not in done]
     out.parent.mkdir(parents=True, exist_ok=True)
     chunk = max(1, settings.batch_size)
+    by_temperature: dict[float, list[Question]] = defaultdict(list)
+    for question in pending:
+        by_temperature[question_temperature(question, temperature)].append(question)
+    batches = [
+        (t, group[start : start + chunk])
+        for t, group in by_temperature.items()
+        for start in range(0, len(group), chunk)
+    ]
     with out.open("a", encoding="utf-8") as handle:
-        for start in progress(range(0, len(pending), chunk), "MT-bench answers"):
-            batch = pending[start : start + chunk]
-            conversations = [[{"role": "user", "content": q.turns[0]}] for q in batch]
-            answers = [[a] for a in generator.generate(conversations, settings)]
-            for turn in range(1, max(len(q.turns) for q in batch)):
-                active = [k for k, q in enumerate(batch) if len(q.turns) > turn]
-                for k in active:
-                    conversations[k] += [
-                        {"role": "assistant", "content": answers[k][-1]},
-                        {"role": "user", "content": batch[k].turns[turn]},
-                    ]
-                replies = generator.generate([conversations[k] for k in active], settings)
-                for k, reply in zip(active, replies, strict=True):
-                    answers[k].append(reply)
-            for question, turns in zip(batch, answers, strict=True):
+        for t, batch in progress(batches, "MT-bench answers"):
+            at_t = replace(settings, temperature=t)
+            choices = []
+            for index in range(num_choices):
+                torch.manual_seed(index)
+                choices.append(_answer_turns(generator, at_t, batch))
+            for k, question in enumerate(batch):
                 record = {
                     "question_id": question.question_id,
                     "answer_id": uuid.uuid4().hex[:22],
                     "model_id": model_id,
-                    "choices": [{"index": 0, "turns": turns}],
+                    "choices": [{"index": i, "turns": choices[i][k]} for i in range(num_choices)],
                     "tstamp": time.time(),
                 }
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -146,37 +191,85 @@ def grading_request(
     return name, JudgeRequest(prompts[name].system_prompt, user, question.turns[turn - 1], answer_turns[turn - 1])
 
 
+@dataclass(frozen=True)
+class AnswerSet:
+    """One model's answers, named as FastChat names models: by the answer file's stem."""
+
+    model: str
+    rows: list[dict[str, Any]]
+
+
+def read_answer_sets(paths: Sequence[str]) -> list[AnswerSet]:
+    sets = [AnswerSet(Path(path).name.removesuffix(".jsonl"), read_answers(path)) for path in paths]
+    names = [s.model for s in sets]
+    if len(set(names)) < len(names):
+        raise ConfigError(
+            f"answer files with the same name {sorted(n for n in names if names.count(n) > 1)}: "
+            "FastChat names each model by its answer file"
+        )
+    return sets
+
+
+@dataclass(frozen=True)
+class JudgingOutcome:
+    written: int
+    failed: list[str]  # "question q, turn t, model m: why" for every request the judge could not answer
+
+
+def existing_judgments(out: Path, judge_name: str) -> set[tuple[int, int, str, str]]:
+    """(question, turn, model, prompt) already judged in ``out`` by ``judge_name``; a file of another judge is
+    refused, so that two judges' ratings are never mixed in one file (nor one judge's resume skip the other's)."""
+    if not out.exists():
+        return set()
+    done = set()
+    for row in _jsonl(str(out), "judgments"):
+        judge, prompt = row["judge"]
+        if judge != judge_name:
+            raise ConfigError(
+                f"{out} holds judgments by {judge!r}, not {judge_name!r}; give this judge its own --out "
+                "(FastChat's model_judgment/<judge>_single.jsonl)"
+            )
+        done.add((int(row["question_id"]), int(row["turn"]), row["model"], prompt))
+    return done
+
+
 def judge_answers(
     judge,
     judge_name: str,
-    answer_rows: Sequence[dict[str, Any]],
+    answer_sets: Sequence[AnswerSet],
     questions: Sequence[Question],
     prompts: dict[str, JudgePrompt],
     refs: dict[int, list[str]],
     out: Path,
     batch: int = 16,
-) -> int:
-    """Grade every (answer, turn) not yet in ``out``; returns how many judgments were written."""
+) -> JudgingOutcome:
+    """Grade every (answer, turn) not yet in ``out`` (keyed on question, turn, model and judge prompt), writing
+    each batch as it is judged. A rating that cannot be read is written as -1 (FastChat's convention); a request
+    that failed is not written, so the next run asks again, and is listed in the outcome."""
     by_id = {q.question_id: q for q in questions}
-    done = set()
-    if out.exists():
-        done = {(int(r["question_id"]), r["model"], int(r["turn"])) for r in _jsonl(str(out), "judgments")}
+    done = existing_judgments(out, judge_name)
     jobs = []
-    for row in answer_rows:
-        qid = int(row["question_id"])
-        if qid not in by_id:
-            raise DataError(f"answer for question {qid}, which is not among the questions")
-        turns = row["choices"][0]["turns"]
-        for turn in range(1, min(2, len(by_id[qid].turns), len(turns)) + 1):
-            if (qid, row["model_id"], turn) not in done:
-                jobs.append((row["model_id"], by_id[qid], turns, turn))
+    for answers in answer_sets:
+        for row in answers.rows:
+            qid = int(row["question_id"])
+            if qid not in by_id:
+                raise DataError(f"answer for question {qid}, which is not among the questions")
+            turns = row["choices"][0]["turns"]
+            for turn in range(1, min(2, len(by_id[qid].turns), len(turns)) + 1):
+                name, request = grading_request(by_id[qid], turns, turn, prompts, refs)
+                if (qid, turn, answers.model, name) not in done:
+                    jobs.append((answers.model, by_id[qid], turn, name, request))
     out.parent.mkdir(parents=True, exist_ok=True)
+    failed: list[str] = []
+    written = 0
     with out.open("a", encoding="utf-8") as handle:
         for start in progress(range(0, len(jobs), batch), "MT-bench judgments"):
             chunk = jobs[start : start + batch]
-            built = [grading_request(q, turns, turn, prompts, refs) for _, q, turns, turn in chunk]
-            replies = judge.judge([request for _, request in built])
-            for (model, question, _, turn), (name, request), reply in zip(chunk, built, replies, strict=True):
+            replies = judge.judge([request for *_, request in chunk])
+            for (model, question, turn, name, request), reply in zip(chunk, replies, strict=True):
+                if reply.request_failed:
+                    failed.append(f"question {question.question_id}, turn {turn}, model {model}: {reply.error}")
+                    continue
                 record = {
                     "question_id": question.question_id,
                     "model": model,
@@ -188,8 +281,9 @@ def judge_answers(
                     "tstamp": time.time(),
                 }
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                handle.flush()
-    return len(jobs)
+                written += 1
+            handle.flush()
+    return JudgingOutcome(written, failed)
 
 
 def summarize(judgment_rows: Sequence[dict[str, Any]], questions: Sequence[Question]) -> dict[str, Any]:
@@ -199,6 +293,7 @@ def summarize(judgment_rows: Sequence[dict[str, Any]], questions: Sequence[Quest
     unparsed: dict[str, int] = defaultdict(int)
     for row in judgment_rows:
         model = row["model"]
+        by_model.setdefault(model, defaultdict(list))  # a model whose every rating was unreadable still appears
         if row["score"] == -1:
             unparsed[model] += 1
             continue
@@ -209,7 +304,7 @@ def summarize(judgment_rows: Sequence[dict[str, Any]], questions: Sequence[Quest
         bucket[f"category/{category.get(int(row['question_id']), 'unknown')}"].append(score)
     summary: dict[str, Any] = {}
     for model, buckets in sorted(by_model.items()):
-        summary[model] = {f"mt_bench/{k}": sum(v) / len(v) for k, v in sorted(buckets.items())}
+        summary[model] = {f"mt_bench/{k}": sum(v) / len(v) for k, v in sorted(buckets.items()) if v}
         summary[model]["mt_bench/judgments"] = len(buckets["overall"])
         summary[model]["mt_bench/unparsed"] = unparsed[model]
     return summary

@@ -139,9 +139,9 @@ def test_judging_errors_ratings_resume_and_paths(
     argv += ["--judge", "openai:gpt-4", "--base-url", scripted_judge, "--retries", "0"]
     assert main(argv) == 1  # requests failed (turn 1 and turn 2, which shows turn 1 too): reported, not recorded
     summary = json.loads(capsys.readouterr().out)
-    assert (
-        f"2 judge requests failed and were not recorded (run the same command again to retry them): question {writing[0]['question_id']}, turn 1, model good: API error: HTTP 500"
-        in caplog.text
+    first = f"question {writing[0]['question_id']}, turn 1, model good: API error: HTTP 500"
+    assert f"2 judge requests failed and were not recorded (run the same command again to retry them): {first}" in (
+        caplog.text
     )
     judgments = bench / "model_judgment" / "gpt-4_single.jsonl"  # FastChat's layout, by default
     assert summary["judgments"] == str(judgments) and summary["failed"] == 2

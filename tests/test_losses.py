@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from mmpo.losses import (
+    LossConfig,
     PolicyLossConfig,
     RewardLossConfig,
     kto_desirability_weights,
@@ -157,16 +158,112 @@ def test_reward_losses_match_hand_computation():
     torch.testing.assert_close(inf, reward_loss(RewardLossConfig("bt"), chosen[:2], rejected[:2]))
 
 
-def test_kto_soft_weights_and_loss():
-    scores = torch.tensor([1.0, 4.0, 6.0, 9.0])
+# huggingface/trl v0.19.0 (5b3ea9d), trl/trainer/kto_trainer.py: KTOTrainer.kto_loss, copied verbatim but for
+# `self`, which is a namespace with the trainer's fields here.
+def trl_kto_loss(
+    self,
+    policy_chosen_logps,
+    policy_rejected_logps,
+    policy_KL_logps,
+    reference_chosen_logps,
+    reference_rejected_logps,
+    reference_KL_logps,
+):
+    import torch.nn.functional as F  # noqa: N812
+
+    if self.calculate_KL:
+        kl = (policy_KL_logps - reference_KL_logps).mean().detach()
+        kl = self.accelerator.gather_for_metrics(kl).mean().clamp(min=0)
+    else:
+        kl = torch.zeros(1).to(policy_chosen_logps.device)
+
+    # Chosen losses
+    if policy_chosen_logps.shape[0] != 0 or reference_chosen_logps.shape[0] != 0:
+        chosen_logratios = policy_chosen_logps - reference_chosen_logps
+
+        if self.loss_type == "kto":
+            # Eqn (7) of the KTO paper (https://huggingface.co/papers/2402.01306)
+            chosen_losses = 1 - F.sigmoid(self.beta * (chosen_logratios - kl))
+        elif self.loss_type == "apo_zero_unpaired":
+            chosen_losses = 1 - F.sigmoid(self.beta * chosen_logratios)
+
+        chosen_rewards = self.beta * chosen_logratios.detach()
+
+    else:
+        chosen_losses = torch.Tensor([]).to(self.accelerator.device)
+        chosen_rewards = torch.Tensor([]).to(self.accelerator.device)
+
+    # Rejected losses
+    if policy_rejected_logps.shape[0] != 0 or reference_rejected_logps.shape[0] != 0:
+        rejected_logratios = policy_rejected_logps - reference_rejected_logps
+
+        if self.loss_type == "kto":
+            rejected_losses = 1 - F.sigmoid(self.beta * (kl - rejected_logratios))
+        elif self.loss_type == "apo_zero_unpaired":
+            rejected_losses = F.sigmoid(self.beta * rejected_logratios)
+
+        rejected_rewards = self.beta * rejected_logratios.detach()
+    else:
+        rejected_losses = torch.Tensor([]).to(self.accelerator.device)
+        rejected_rewards = torch.Tensor([]).to(self.accelerator.device)
+
+    losses = torch.cat(
+        (self.desirable_weight * chosen_losses, self.undesirable_weight * rejected_losses),
+        0,
+    )
+
+    return losses, chosen_rewards, rejected_rewards, kl
+
+
+def test_kto_weights_each_samples_own_term():
+    """Desirable samples (score above the median) weigh their desirable term by w = sigmoid(gamma*(s - median)),
+    undesirable ones their undesirable term by 1 - w; a sample at the median is neither."""
+    scores = torch.tensor([1.0, 4.0, 5.0, 6.0, 9.0])
     w = kto_desirability_weights(scores, gamma=0.5)  # median 5
-    assert w.tolist() == pytest.approx([sig(-2.0), sig(-0.5), sig(0.5), sig(2.0)], rel=1e-6)
-    assert kto_desirability_weights(scores, gamma=math.inf).tolist() == [0.0, 0.0, 1.0, 1.0]
-    policy = torch.tensor([-10.0, -12.0, -9.0, -11.0], dtype=torch.float64)
-    ref = torch.tensor([-10.5, -11.0, -9.5, -12.0], dtype=torch.float64)
-    got = kto_loss(policy, ref, w.double(), kl_estimate=0.2, beta=0.5).tolist()
+    assert w.tolist() == pytest.approx([sig(-2.0), sig(-0.5), 0.5, sig(0.5), sig(2.0)], rel=1e-6)
+    assert kto_desirability_weights(scores, gamma=math.inf).tolist() == [0.0, 0.0, 0.5, 1.0, 1.0]
+    policy = torch.tensor([-10.0, -12.0, -8.0, -9.0, -11.0], dtype=torch.float64)
+    ref = torch.tensor([-10.5, -11.0, -8.5, -9.5, -12.0], dtype=torch.float64)
+    config = LossConfig("kto", beta=0.5, gamma=0.5, kto_desirable_weight=1.5, kto_undesirable_weight=0.7)
+    got = kto_loss(config, policy, ref, (scores - 5.0).double(), kl_estimate=0.2).tolist()
     expected = []
-    for lp, lr, wi in zip(policy.tolist(), ref.tolist(), w.tolist()):
+    for lp, lr, s, wi in zip(policy.tolist(), ref.tolist(), scores.tolist(), w.tolist()):
         r = lp - lr
-        expected.append(wi * (1 - sig(0.5 * (r - 0.2))) + (1 - wi) * (1 - sig(0.5 * (0.2 - r))))
-    assert got == pytest.approx(expected, rel=1e-6)
+        desirable, undesirable = 1.5 * (1 - sig(0.5 * (r - 0.2))), 0.7 * (1 - sig(0.5 * (0.2 - r)))
+        expected.append(
+            wi * desirable if s > 5 else (1 - wi) * undesirable if s < 5 else 0.5 * (desirable + undesirable)
+        )
+    assert got == pytest.approx(expected, rel=1e-6)  # w in float32 here
+    # just above the median a sample still counts half (soft mixing of both terms would give it |2w - 1| ~ 0)
+    near = kto_loss(config, policy[3:4].requires_grad_(), ref[3:4], torch.tensor([1e-3], dtype=torch.float64), 0.2)
+    near.sum().backward()
+    assert near.item() == pytest.approx(0.5 * 1.5 * (1 - sig(0.5 * (0.5 - 0.2))), rel=1e-3)
+
+
+def test_kto_at_gamma_inf_equals_trl_kto_loss():
+    """Hard KTO (gamma = inf, every weight 1) on one batch: the per-sample losses, their mean and the KL reference
+    point equal TRL's kto_loss with desirable_weight / undesirable_weight."""
+    from types import SimpleNamespace
+
+    generator = torch.Generator().manual_seed(0)
+    policy = -20 * torch.rand(8, generator=generator, dtype=torch.float64)
+    ref = policy + 0.3 * torch.randn(8, generator=generator, dtype=torch.float64)
+    kl_policy = -20 * torch.rand(8, generator=generator, dtype=torch.float64)
+    kl_ref = kl_policy - 0.5 * torch.rand(8, generator=generator, dtype=torch.float64)
+    margin = torch.tensor([2.0, -1.0, 0.5, -3.0, 1.0, 4.0, -0.5, -2.0], dtype=torch.float64)
+    good = margin > 0
+    trainer = SimpleNamespace(
+        calculate_KL=True,
+        loss_type="kto",
+        beta=0.1,
+        desirable_weight=1.3,
+        undesirable_weight=0.8,
+        accelerator=SimpleNamespace(gather_for_metrics=lambda t: t, device="cpu"),
+    )
+    losses, _, _, kl = trl_kto_loss(trainer, policy[good], policy[~good], kl_policy, ref[good], ref[~good], kl_ref)
+    config = LossConfig("kto", beta=0.1, gamma=math.inf, kto_desirable_weight=1.3, kto_undesirable_weight=0.8)
+    ours_kl = (kl_policy - kl_ref).mean().clamp(min=0)
+    ours = kto_loss(config, policy, ref, margin, ours_kl)
+    torch.testing.assert_close(ours_kl, kl)
+    torch.testing.assert_close(torch.cat([ours[good], ours[~good]]), losses)
+    torch.testing.assert_close(ours.mean(), losses.nanmean())

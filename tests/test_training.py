@@ -387,3 +387,28 @@ def test_models_without_per_sequence_attention_train_on_padded_batches(tmp_path,
         train_from_config(policy_config(tmp_path, tiny_llama_dir, *settings))
     assert "padded batches: padding_free needs SDPA or FlashAttention" in caplog.text
     assert "this model uses eager" in caplog.text
+
+
+# huggingface/trl v0.19.0 (5b3ea9d), trl/trainer/kto_trainer.py: _get_kl_dataset, copied verbatim; TRL maps it over
+# the dataset with batched=True and batch_size=per_device_train_batch_size.
+def _get_kl_dataset(batch: dict) -> dict:
+    batch["answer_input_ids"] = [batch["answer_input_ids"][-1]] + batch["answer_input_ids"][:-1]
+    batch["answer_attention_mask"] = [batch["answer_attention_mask"][-1]] + batch["answer_attention_mask"][:-1]
+    return batch
+
+
+def test_kl_mismatches_rotate_within_each_batch_as_trl(shared_data):
+    from mmpo.config import DataConfig
+    from mmpo.data.unpaired import kl_partners, scored_samples
+
+    expected: list[int] = []
+    for start in range(0, 10, 4):  # the last batch is short, as TRL's map leaves it
+        index = list(range(start, min(start + 4, 10)))
+        expected += _get_kl_dataset({"answer_input_ids": index, "answer_attention_mask": index})["answer_input_ids"]
+    assert kl_partners([f"prompt {i}" for i in range(10)], 4) == expected
+    # a pair file unpaired: chosen and rejected of a row are neighbours, and never each other's mismatch
+    samples = scored_samples(DataConfig(on_empty="drop"), str(shared_data / "ultrafeedback" / "eval_clean.jsonl"))
+    prompts = [repr(s.prompt) for s in samples]
+    partners = kl_partners(prompts, 8)
+    assert all(prompts[k] != prompts[j] for j, k in enumerate(partners))
+    assert all(j // 8 == k // 8 for j, k in enumerate(partners))  # still the batch's own completions

@@ -1,9 +1,12 @@
 """Unpaired (prompt, completion, score) samples for KTO, as pseudo-pairs the policy machinery can carry.
 
 KTO needs, for every sample, a *mismatched* completion to estimate the KL reference point z (as in
-Ethayarajh et al. and TRL). We fix that pairing once, sample i with the completion of sample i+1, and
-store it in the ``rejected`` slot of a pseudo-pair: tokenisation, collation and the reference-log-prob
-cache then work unchanged. The ``margin`` slot holds score - median(train scores), so the soft
+Ethayarajh et al. and TRL). As TRL's ``_get_kl_dataset`` does, the completions are rotated within each batch of
+``batch_size`` consecutive samples, ``(x_1, y_n), (x_2, y_1), ..., (x_n, y_(n-1))``, so the mismatches of a batch
+are that batch's own completions; where the rotation would give a sample its own prompt's other response (pair
+files unpaired into two samples), the next rotation with a different prompt is used. The mismatch goes in the
+``rejected`` slot of a pseudo-pair: tokenisation, collation and the reference-log-prob cache then work unchanged,
+and the trainer takes batches in this order. The ``margin`` slot holds score - median(train scores), so the soft
 desirability weight is exactly target_probability(margin, gamma) = sigmoid(gamma * (score - median)).
 
 Pair files (chosen/rejected with two scores) are unpaired into two samples each, which lets the shared
@@ -65,14 +68,36 @@ def scored_samples(cfg: DataConfig, path: str) -> list[ScoredSample]:
     return samples
 
 
+def kl_partners(prompts: list[str], batch_size: int) -> list[int]:
+    """For every sample, the index of the sample whose completion is its KL mismatch: TRL's rotation by one
+    within each batch (sample j gets the completion of j - 1, the first that of the last), moving further round
+    the batch past samples of the same prompt, and outside the batch only when the whole batch is one prompt."""
+    partners = []
+    for start in range(0, len(prompts), batch_size):
+        size = min(batch_size, len(prompts) - start)
+        for j in range(start, start + size):
+            inside = (start + (j - start - shift) % size for shift in range(1, size))
+            outside = ((j - shift) % len(prompts) for shift in range(1, len(prompts)))
+            partner = next((k for k in (*inside, *outside) if prompts[k] != prompts[j]), None)
+            if partner is None:
+                raise DataError("KTO needs samples of at least two different prompts for its KL estimate")
+            partners.append(partner)
+    return partners
+
+
 def kto_pseudo_pairs(
-    samples: list[ScoredSample], median: float, tokenizer: PreTrainedTokenizerBase | None, chat_template: str
+    samples: list[ScoredSample],
+    median: float,
+    tokenizer: PreTrainedTokenizerBase | None,
+    chat_template: str,
+    batch_size: int,
 ) -> list[Pair]:
-    """Pseudo-pairs: chosen = the sample's completion, rejected = the next sample's (KL) completion."""
+    """Pseudo-pairs: chosen = the sample's completion, rejected = its KL mismatch (see kl_partners)."""
     wrap = template_plain_text(chat_template, tokenizer)
+    partners = kl_partners([repr(s.prompt) for s in samples], batch_size)
     pairs = []
     for index, sample in enumerate(samples):
-        mismatch = samples[(index + 1) % len(samples)]
+        mismatch = samples[partners[index]]
         row = sample.source_row
         prompt_text, completion = render_prompt_and_response(sample.prompt, sample.completion, tokenizer, row, wrap)
         _, kl_completion = render_prompt_and_response(sample.prompt, mismatch.completion, tokenizer, row, wrap)

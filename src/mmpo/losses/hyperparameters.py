@@ -24,6 +24,8 @@ class LossConfig:
     label_smoothing: cDPO / cBT / robust-DPO flip probability epsilon (cDPO's constant p = 1 - epsilon).
     simpo_gamma: SimPO target reward margin (subtracted from h).
     odpo_alpha: ODPO offset scale, h = beta * delta - alpha * log(margin).
+    kto_desirable_weight / kto_undesirable_weight: KTO's lambda_D and lambda_U (TRL's desirable_weight and
+    undesirable_weight), for data with more samples of one kind than the other.
     """
 
     loss_type: str = "mmpo"
@@ -32,6 +34,8 @@ class LossConfig:
     label_smoothing: float = 0.0
     simpo_gamma: float = 0.5
     odpo_alpha: float = 1.0
+    kto_desirable_weight: float = 1.0
+    kto_undesirable_weight: float = 1.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -48,6 +52,10 @@ class LossConfig:
             raise ValueError(f"loss.gamma must be > 0 or inf (got {self.gamma}); use gamma=inf for hard labels")
         if not 0.0 <= self.label_smoothing < 0.5:
             raise ValueError(f"loss.label_smoothing must be in [0, 0.5) (got {self.label_smoothing})")
+        for name in ("kto_desirable_weight", "kto_undesirable_weight"):
+            value = getattr(self, name)
+            if not 0 < value < float("inf"):
+                raise ValueError(f"loss.{name} must be a finite number > 0 (got {value})")
         for name in ("simpo_gamma", "odpo_alpha"):
             value = getattr(self, name)
             if value != value or value in (float("inf"), float("-inf")):

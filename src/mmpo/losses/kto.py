@@ -1,15 +1,23 @@
-"""KTO (Ethayarajh et al. 2024) with MMPO-style soft desirability weights.
+"""KTO (Ethayarajh et al. 2024) with MMPO's per-sample weights (Kim et al. 2024).
 
-Plain KTO labels every sample desirable or undesirable. With scalar scores we instead treat sample i
-as desirable with probability w_i = sigmoid(gamma * (score_i - median(score))), and mix the two KTO
-terms with those weights. gamma -> inf recovers hard KTO with the median as the threshold, exactly
-as p = sigmoid(gamma*m) recovers DPO in the pairwise case.
+A sample scoring above the median is desirable, one below undesirable, as in KTO with the median as the
+threshold. MMPO's extension weights each sample's term by how clearly it is one or the other: the desirable
+term by w = sigmoid(gamma * (score - median)) and the undesirable term by 1 - w = sigmoid(gamma * (median -
+score)), so a sample just above the median counts half and a sample far above it counts fully; gamma -> inf
+recovers plain KTO (every weight 1), as p = sigmoid(gamma*m) recovers DPO in the pairwise case. A sample at the
+median (w = 0.5) is neither: both terms at half weight, whose gradients cancel when lambda_D = lambda_U.
+
+The terms are TRL's (``KTOTrainer``, loss_type "kto"): desirable lambda_D * (1 - sigmoid(beta * (r - z))),
+undesirable lambda_U * (1 - sigmoid(beta * (z - r))), with r = log pi/pi_ref of the sample and z the detached KL
+reference point, clamped at 0. (Mixing both terms with weights w and 1 - w instead would give every sample the
+net weight |2w - 1|, nothing at all near the median.)
 """
 
 from __future__ import annotations
 
 import torch
 
+from mmpo.losses.hyperparameters import LossConfig
 from mmpo.losses.pairwise import check_same_shape
 from mmpo.losses.targets import target_probability
 
@@ -25,21 +33,22 @@ def kto_desirability_weights(scores: torch.Tensor, gamma: float, median: float |
 
 
 def kto_loss(
+    config: LossConfig,
     policy_logps: torch.Tensor,
     ref_logps: torch.Tensor,
-    desirability: torch.Tensor,
+    margin: torch.Tensor,
     kl_estimate: torch.Tensor | float,
-    beta: float = 0.1,
-    desirable_weight: float = 1.0,
-    undesirable_weight: float = 1.0,
 ) -> torch.Tensor:
-    """Per-sample loss (B,): w*lambda_D*(1 - s(beta(r - z))) + (1-w)*lambda_U*(1 - s(beta(z - r))),
-    where r = log pi/pi_ref of the sample and z the (detached) KL reference point."""
+    """Per-sample loss (B,). ``margin`` is score - median (its sign says desirable or undesirable, its size the
+    weight at ``config.gamma``); lambda_D, lambda_U are ``config.kto_desirable_weight`` / ``kto_undesirable_weight``."""
     check_same_shape("policy_logps", policy_logps, "ref_logps", ref_logps)
-    check_same_shape("policy_logps", policy_logps, "desirability", desirability)
+    check_same_shape("policy_logps", policy_logps, "margin", margin)
+    beta = config.beta
     z = torch.as_tensor(kl_estimate, dtype=policy_logps.dtype, device=policy_logps.device).detach().clamp(min=0)
     logratio = policy_logps - ref_logps
-    desirable = 1.0 - torch.sigmoid(beta * (logratio - z))
-    undesirable = 1.0 - torch.sigmoid(beta * (z - logratio))
-    w = desirability.to(policy_logps.dtype)
-    return w * desirable_weight * desirable + (1.0 - w) * undesirable_weight * undesirable
+    desirable = config.kto_desirable_weight * (1.0 - torch.sigmoid(beta * (logratio - z)))
+    undesirable = config.kto_undesirable_weight * (1.0 - torch.sigmoid(beta * (z - logratio)))
+    margin = margin.to(device=policy_logps.device)
+    w = target_probability(margin, config.gamma).to(policy_logps.dtype)
+    at_median = 0.5 * (desirable + undesirable)
+    return torch.where(margin > 0, w * desirable, torch.where(margin < 0, (1.0 - w) * undesirable, at_median))

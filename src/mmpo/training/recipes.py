@@ -7,6 +7,7 @@ Adding a model kind means adding one Recipe subclass here (and its trainer); not
 from __future__ import annotations
 
 import logging
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -199,11 +200,18 @@ class KTORecipe(PolicyRecipe):
         train_samples = cap_samples(scored_samples(data, data.train_path), data.max_train_samples, seed)
         median = median_score(train_samples)
         logger.info("kto: %d train samples, median score %g", len(train_samples), median)
-        train = kto_pseudo_pairs(train_samples, median, tokenizer, data.chat_template)
+        # batches are taken in this order (each batch holds its own KL mismatches): a seeded shuffle, once, so that
+        # a file sorted by score does not make batches of one kind
+        random.Random(seed).shuffle(train_samples)
+        train = kto_pseudo_pairs(
+            train_samples, median, tokenizer, data.chat_template, self.cfg.train.per_device_train_batch_size
+        )
         evaluation: list[Pair] = []
         if data.eval_path:
             eval_samples = cap_samples(scored_samples(data, data.eval_path), data.max_eval_samples, seed)
-            evaluation = kto_pseudo_pairs(eval_samples, median, tokenizer, data.chat_template)
+            evaluation = kto_pseudo_pairs(
+                eval_samples, median, tokenizer, data.chat_template, self.cfg.train.per_device_eval_batch_size
+            )
         return train, evaluation
 
     def check_features(self, features):

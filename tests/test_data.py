@@ -255,3 +255,42 @@ def test_evaluation_caps_each_file_at_max_eval_samples(shared_data):
     capped = load_eval_pairs([path], DataConfig(on_empty="drop", max_eval_samples=16), None)
     assert len(everything) > 16 and len(capped) == 16
     assert {p.source_row for p in capped} < {p.source_row for p in everything}
+
+
+def test_shp_recipe_reads_raw_vote_differences(tmp_path):
+    """The bundled SHP recipe, as the official run_dpo_shp.py: margin = |score_A - score_B| with the pair oriented
+    by the votes, at most 5 pairs per post, sampled across the margin quartiles."""
+    from mmpo.config import load_config, resolve_config_path
+    from mmpo.data.prepare import prepare_pairs
+
+    rows = []
+    for post in range(6):
+        for k in range(7):  # 7 pairs per post: 5 kept
+            a, b = 3 * k + post, 10 + post
+            rows.append(
+                {
+                    "history": f"post {post}?",
+                    "human_ref_A": f"reply A{k}",
+                    "human_ref_B": f"reply B{k}",
+                    "score_A": a,
+                    "score_B": b,
+                }
+            )
+    rows = [r for r in rows if r["score_A"] != r["score_B"]]
+    path = write_jsonl(tmp_path / "shp.jsonl", rows)
+    cfg = load_config(str(resolve_config_path("paper_gemma2b_shp_policy")), [f"data.train_path={path}"])
+    assert cfg.data.margin_source == "scores" and cfg.data.stratify_margin_quartiles
+    assert (cfg.max_length, cfg.max_prompt_length) == (1024, 512)
+    pairs = prepare_pairs(cfg.data, path)
+    by_text = {(r["human_ref_A"], r["human_ref_B"], r["history"]): r for r in rows}
+    for pair in pairs:
+        row = (
+            by_text.get((pair.chosen, pair.rejected, pair.prompt)) or by_text[(pair.rejected, pair.chosen, pair.prompt)]
+        )
+        assert pair.margin == abs(row["score_A"] - row["score_B"])
+        winner = "human_ref_A" if row["score_A"] > row["score_B"] else "human_ref_B"
+        assert pair.chosen == row[winner]
+    per_post = {}
+    for pair in pairs:
+        per_post[pair.prompt] = per_post.get(pair.prompt, 0) + 1
+    assert max(per_post.values()) <= 5

@@ -88,3 +88,22 @@ def test_rewardbench_sections_follow_the_official_example_counts():
     assert got["score_4_section_mean"] == pytest.approx((chat_hard + reasoning) / 2)
     assert got["section/Prior Sets"] == pytest.approx(0.7)
     assert got["score_v1_leaderboard"] == pytest.approx((2 * chat_hard + 2 * reasoning + 0.7) / 5)
+
+
+def test_v1_score_is_the_papers_rewardbench_average():
+    """The MMPO paper's RewardBench table of policies reports "Avg" with the v1 weights (2, 2, 2, 2, 1): its rows
+    (sections in %, as published) give their published averages, and the plain mean would not."""
+    from mmpo.metrics.rewardbench import rewardbench_scores
+
+    rows = {  # Chat, Chat Hard, Safety, Reasoning, Prior Sets -> Avg
+        "Gemma-DPO 2B": ((95.0, 45.6, 51.9, 49.6, 50.1), 59.4),
+        "Gemma-MMPO 7B": ((97.5, 62.9, 71.1, 75.0, 67.7), 75.6),
+        "Gemma-DPO 7B": ((96.6, 59.9, 73.7, 69.0, 58.3), 73.0),
+    }
+    one_subset_each = ("alpacaeval-easy", "mt-bench-hard", "refusals-dangerous", "math-prm")
+    for (*sections, prior), average in rows.values():
+        scores = rewardbench_scores(
+            {s: v / 100 for s, v in zip(one_subset_each, sections)}, {"anthropic_helpful": prior / 100}
+        )
+        assert round(100 * scores["score_v1_leaderboard"], 1) == average
+        assert round(100 * scores["score_5_section_mean"], 1) != average

@@ -108,3 +108,37 @@ def test_embedding_cache_is_per_text(tmp_path, caplog):
     embedded.clear()
     embedder.cached_embed(second[::-1], tmp_path)
     assert embedded == []
+
+
+def test_truncation_keeps_one_prompt_for_both_sides(smollm2_tokenizer):
+    """As TRL: the prompt is cut once, for the longer response, so chosen and rejected condition on the same
+    prompt; then each response keeps what is left."""
+    pair = Pair("word " * 80, "long answer " * 60, "short.", 1.0, 0)
+    (features,) = tokenize_policy_pairs([pair], smollm2_tokenizer, LengthPolicy(96, 32, "truncate"))
+    prompts = []
+    for side in ("chosen", "rejected"):
+        ids, mask = features[f"{side}_input_ids"], features[f"{side}_completion_mask"]
+        assert len(ids) <= 96
+        prompts.append(ids[: mask.index(1)])
+    assert prompts[0] == prompts[1] and len(prompts[0]) == 32
+    assert smollm2_tokenizer.decode(features["rejected_input_ids"][32:]).startswith("short.")
+
+
+def test_stratified_sampling_takes_each_margin_quartile_equally():
+    from mmpo.data.sampling import margin_quartile, margin_quartile_edges, stratified_by_quartile
+
+    margins = [1.0] * 40 + [2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0] * 5 + [50.0 + i for i in range(20)]
+    pairs = [Pair(f"p{i}", "a", "b", m, i) for i, m in enumerate(margins)]
+    edges = margin_quartile_edges(margins)
+    sample = stratified_by_quartile(pairs, 40, seed=3)
+    counts = [sum(margin_quartile(p.margin, edges) == q for p in sample) for q in (1, 2, 3, 4)]
+    assert len(sample) == 40 and counts == [10, 10, 10, 10]
+    assert [p.source_row for p in sample] == sorted(p.source_row for p in sample)  # file order kept
+    assert stratified_by_quartile(pairs, 40, seed=3) == sample  # seeded
+    sizes = [sum(margin_quartile(m, edges) == q for m in margins) for q in (1, 2, 3, 4)]
+    assert len(stratified_by_quartile(pairs, 0)) == 4 * min(sizes)  # no count: the smallest quartile sets it
+    # a plain random cap would mirror the skew (40 of 100 pairs have margin 1)
+    from mmpo.data.prepare import cap_samples
+
+    capped = cap_samples(pairs, 40, seed=3)
+    assert sum(margin_quartile(p.margin, edges) == 1 for p in capped) > 10

@@ -69,6 +69,9 @@ class DataConfig:
     max_pairs_per_prompt: int = 0  # SHP-style: 0 = no limit, the paper uses 5
     margin_quartiles: list[int] = field(default_factory=list)  # keep pairs in these quartiles (1..4) of margin
     min_margin: float | None = None  # keep only pairs with margin > min_margin (the paper's DPO_{>k} ablation)
+    # sample max_*_samples (0: 4 x the smallest quartile) equally from the four margin quartiles, as the paper
+    # samples SHP uniformly across score differences (a sampling, unlike the margin_quartiles filter)
+    stratify_margin_quartiles: bool = False
     shuffle_seed: int = 0
 
     def validate(self) -> None:
@@ -90,6 +93,8 @@ class DataConfig:
             check_range(f"data.{key}", getattr(self, key), low=0)
         if self.min_margin is not None:
             check_range("data.min_margin", self.min_margin)
+        if self.stratify_margin_quartiles and self.margin_quartiles:
+            raise ConfigError("data.stratify_margin_quartiles samples all four quartiles; drop data.margin_quartiles")
         bad = [q for q in self.margin_quartiles if q not in (1, 2, 3, 4)]
         if bad:
             raise ConfigError(f"data.margin_quartiles must be in 1..4 (got {bad})")

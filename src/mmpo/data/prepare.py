@@ -11,7 +11,7 @@ from transformers import PreTrainedTokenizerBase
 from mmpo.config.schema import DataConfig
 from mmpo.data.io import load_records
 from mmpo.data.pairs import build_pairs
-from mmpo.data.sampling import sample_pairs
+from mmpo.data.sampling import sample_pairs, stratified_by_quartile
 from mmpo.records import Pair
 
 T = TypeVar("T")
@@ -28,6 +28,8 @@ def prepare_pairs(
     pairs, stats = build_pairs(load_records(path), cfg, tokenizer, name=name)
     stats.log(name)
     pairs = sample_pairs(pairs, cfg.max_pairs_per_prompt, cfg.margin_quartiles, cfg.shuffle_seed, cfg.min_margin)
+    if cfg.stratify_margin_quartiles:
+        return stratified_by_quartile(pairs, max_samples, cfg.shuffle_seed)
     return cap_samples(pairs, max_samples, cfg.shuffle_seed)
 
 

@@ -1,8 +1,9 @@
 """SHP-style pair sampling (as in the MMPO paper's data preparation).
 
 SHP gives many responses per post, so the raw pair set is dominated by a few prompts. The paper keeps
-at most 5 pairs per prompt and studies subsets by margin quartile; long pairs are filtered by token
-length at tokenisation time (``overlong: drop``). Sampling is seeded so a run is reproducible.
+at most 5 pairs per prompt, samples its training set uniformly across the margins (``stratified_by_quartile``:
+an equal share from each margin quartile) and studies subsets by margin quartile; long pairs are filtered by
+token length at tokenisation time (``overlong: drop``). Sampling is seeded so a run is reproducible.
 """
 
 from __future__ import annotations
@@ -64,3 +65,27 @@ def sample_pairs(
             )
         kept = [pair for index, pair in enumerate(kept) if index in chosen]
     return kept
+
+
+def stratified_by_quartile(pairs: list[Pair], count: int, seed: int = 0) -> list[Pair]:
+    """``count`` pairs (0: four times the smallest quartile) drawn equally from the four margin quartiles, so
+    that small and large margins are equally represented, as the paper samples SHP. A quartile with too few
+    pairs gives all it has and the others fill the rest. Seeded; the survivors keep their file order."""
+    if not pairs:
+        raise DataError("no pairs to sample by margin quartile")
+    edges = margin_quartile_edges([p.margin for p in pairs])
+    groups: dict[int, list[int]] = {q: [] for q in (1, 2, 3, 4)}
+    for index, pair in enumerate(pairs):
+        groups[margin_quartile(pair.margin, edges)].append(index)
+    present = [q for q in groups if groups[q]]
+    target = min(count or 4 * min(len(groups[q]) for q in present), len(pairs))
+    rng = random.Random(seed)
+    for indices in groups.values():
+        rng.shuffle(indices)
+    share = {q: 0 for q in present}
+    while sum(share.values()) < target:  # round-robin: equal shares, the quartiles with pairs left fill the rest
+        for q in present:
+            if share[q] < len(groups[q]) and sum(share.values()) < target:
+                share[q] += 1
+    chosen = sorted(i for q in present for i in groups[q][: share[q]])
+    return [pairs[i] for i in chosen]

@@ -2,7 +2,9 @@
 
 Over-long pairs are an error by default (``overlong: error``) because silently truncating the part of a
 response that made it better trains on the wrong signal; ``truncate`` keeps the end of the prompt and
-the start of the response (as TRL does), ``drop`` removes the pair and reports it.
+the start of the response (as TRL does: for a policy the prompt is cut once, for the longer response, to
+``max_prompt_length``, so both sides keep the same prompt, then each response to the tokens left),
+``drop`` removes the pair and reports it.
 """
 
 from __future__ import annotations
@@ -105,20 +107,24 @@ def tokenize_policy_pairs(
     dropped: list[int] = []
     for pair in pairs:
         prompt_ids = _ids(tokenizer, pair.prompt)
-        encoded: dict[str, Any] = {}
+        responses = {}
         for side in ("chosen", "rejected"):
             response_ids = _ids(tokenizer, getattr(pair, side))
             if eos is not None and (not response_ids or response_ids[-1] != eos):
                 response_ids = response_ids + [eos]
-            fitted = _fit(prompt_ids, response_ids, budget, policy, pair.source_row, f"prompt+{side}")
-            if fitted is None:
-                break
-            p_ids, r_ids = fitted
-            encoded[f"{side}_input_ids"] = bos + p_ids + r_ids
-            encoded[f"{side}_completion_mask"] = [0] * (len(bos) + len(p_ids)) + [1] * len(r_ids)
-        if len(encoded) < 4:
+            responses[side] = response_ids
+        # one prompt for both sides, as TRL: cut for the longer response, then each response to what is left
+        longer = max(responses, key=lambda side: len(responses[side]))
+        fitted = _fit(prompt_ids, responses[longer], budget, policy, pair.source_row, f"prompt+{longer}")
+        if fitted is None:
             dropped.append(pair.source_row)
             continue
+        p_ids = fitted[0]
+        encoded: dict[str, Any] = {}
+        for side, r_ids in responses.items():
+            r_ids = r_ids[: max(1, budget - len(p_ids))]
+            encoded[f"{side}_input_ids"] = bos + p_ids + r_ids
+            encoded[f"{side}_completion_mask"] = [0] * (len(bos) + len(p_ids)) + [1] * len(r_ids)
         out.append(PolicyFeatures(margin=pair.margin, source_row=pair.source_row, section=pair.section, **encoded))
     _report_dropped(dropped, policy)
     return out

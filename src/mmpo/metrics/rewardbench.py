@@ -7,8 +7,9 @@ Three overall scores are reported, labelled:
   * ``score_4_section_mean``: the mean of Chat, Chat Hard, Safety and Reasoning;
   * ``score_v1_leaderboard``: Chat, Chat Hard, Safety, Reasoning and Prior Sets weighted [2, 2, 2, 2, 1]
     (the v1 leaderboard, where Prior Sets count half), with Prior Sets the mean accuracy of
-    anthropic_helpful, anthropic_hhh, shp and summarize, whichever are given;
-  * ``score_5_section_mean``: the plain mean of the five sections, the "Avg" column of the MMPO paper's Table 5.
+    anthropic_helpful, anthropic_hhh, shp and summarize, whichever are given. This is the "Avg" of the MMPO
+    paper's RewardBench table of policies (Gemma-7B MMPO: (2 * (97.5 + 62.9 + 71.1 + 75.0) + 67.7) / 9 = 75.6);
+  * ``score_5_section_mean``: the plain mean of the five sections, for tables that average them plainly.
 Sections without any of their subsets are left out of both means and listed in ``sections_missing``.
 """
 

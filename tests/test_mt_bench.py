@@ -175,3 +175,108 @@ def test_rating_reader_never_crashes():
     assert parse_rating("[[7.5]]") == 7.5 and parse_rating("Rating: [8]") == 8
     for text in ("[[07]]", "[[1e400]]", "[[" + "9" * 400 + "]]", "[[0]]", "[[11]]", "[[10.5]]", "no rating"):
         assert parse_rating(text) is None
+
+
+class ScriptedPairJudge(ScriptedJudge):
+    """Prefers whichever assistant's answer says STRONG; "[[C]]" when neither does; no verdict for NOVERDICT."""
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        prompt = body["messages"][-1]["content"]
+        strong, b_starts = prompt.find("STRONG"), prompt.find("Assistant B")
+        reply = "[[C]]" if strong < 0 else ("[[A]]" if strong < b_starts else "[[B]]")
+        if "NOVERDICT" in prompt:
+            reply = "Both are fine."
+        payload = json.dumps({"choices": [{"message": {"content": reply}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+# lm-sys/FastChat @ 0e6d3e4, fastchat/llm_judge/show_result.py display_result_pairwise, copied verbatim (the part
+# after reading the file; args.* are parameters here).
+def fastchat_pairwise_table(df_all, model_list=None, baseline_model=None):
+    import pandas as pd
+
+    df_all = df_all[(df_all["g1_winner"] != "error") & (df_all["g2_winner"] != "error")]
+    list_res = []
+    for index, row in df_all.iterrows():  # noqa: B007 (verbatim)
+        if model_list is not None and row["model_1"] not in model_list:
+            continue
+        if baseline_model is not None:
+            if baseline_model not in [row["model_1"], row["model_2"]]:
+                continue
+        if row["g1_winner"] == "tie" or row["g1_winner"] != row["g2_winner"]:
+            list_res.append({"model": row["model_1"], "win": 0, "loss": 0, "tie": 1})
+            list_res.append({"model": row["model_2"], "win": 0, "loss": 0, "tie": 1})
+        else:
+            if row["g1_winner"] == "model_1":
+                winner = row["model_1"]
+                loser = row["model_2"]
+            else:
+                winner = row["model_2"]
+                loser = row["model_1"]
+            list_res.append({"model": winner, "win": 1, "loss": 0, "tie": 0})
+            list_res.append({"model": loser, "win": 0, "loss": 1, "tie": 0})
+
+    df = pd.DataFrame(list_res)
+    df = df.groupby(["model"]).sum()
+
+    # remove baseline model
+    if baseline_model is not None:
+        df = df[df.index != baseline_model]
+    # add win rate
+    df["win_rate"] = df["win"] / (df["win"] + df["loss"] + df["tie"])
+    df["loss_rate"] = df["loss"] / (df["win"] + df["loss"] + df["tie"])
+    # each tie counts as 0.5 win + 0.5 loss
+    df["win_rate_adjusted"] = (df["win"] + 0.5 * df["tie"]) / (df["win"] + df["loss"] + df["tie"])
+    return df
+
+
+@pytest.mark.parametrize("mode", ["pairwise-baseline", "pairwise-all"])
+def test_pairwise_modes_as_fastchat(mt_bench_questions, shared_data, tmp_path, capsys, mode):
+    import pandas as pd
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ScriptedPairJudge)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    picked = [next(q for q in mt_bench_questions if q["category"] == c) for c in ("writing", "math")]
+    qfile = write_jsonl(tmp_path / "question.jsonl", picked)
+    folder = tmp_path / "mt" / "model_answer"
+    folder.mkdir(parents=True)
+    texts = {"strong": ["STRONG one", "STRONG two"], "weak": ["meh", "meh"], "other": ["meh", "NOVERDICT"]}
+    files = [write_jsonl(folder / f"{m}.jsonl", [answer_row(q, t) for q in picked]) for m, t in texts.items()]
+    argv = ["judge", "mt-bench", "--answers", *files, "--questions", qfile, "--mode", mode, "--baseline", "weak"]
+    argv += ["--judge-prompts", str(shared_data / "mt_bench" / "judge_prompts.jsonl")]
+    argv += ["--references", str(shared_data / "mt_bench" / "reference_answer_gpt-4.jsonl")]
+    try:
+        assert main([*argv, "--judge", "openai:gpt-4", "--base-url", url]) == 0
+    finally:
+        server.shutdown()
+    summary = json.loads(capsys.readouterr().out)
+    out = tmp_path / "mt" / "model_judgment" / "gpt-4_pair.jsonl"
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    pairs = 2 if mode == "pairwise-baseline" else 3
+    assert len(rows) == pairs * 2 * 2  # model pairs x questions x turns
+    assert list(rows[0]) == [
+        "question_id", "model_1", "model_2", "g1_winner", "g2_winner", "judge", "g1_user_prompt", "g1_judgment",
+        "g2_user_prompt", "g2_judgment", "turn", "tstamp",
+    ]  # fmt: skip
+    math_row = next(r for r in rows if r["question_id"] == picked[1]["question_id"] and r["turn"] == 2)
+    assert math_row["judge"] == ["gpt-4", "pair-math-v1-multi-turn"] and "Reference" in math_row["g1_user_prompt"]
+    strong_rows = [
+        r for r in rows if "strong" in (r["model_1"], r["model_2"]) and "NOVERDICT" not in r["g1_user_prompt"]
+    ]
+    assert all(r["g1_winner"] == r["g2_winner"] == ("model_1" if r["model_1"] == "strong" else "model_2")
+               for r in strong_rows)  # fmt: skip
+    assert any(r["g1_winner"] == "error" for r in rows)  # NOVERDICT: no [[A]]/[[B]]/[[C]]
+    baseline = "weak" if mode == "pairwise-baseline" else None
+    expected = fastchat_pairwise_table(pd.DataFrame(rows), baseline_model=baseline)
+    ours = summary["models"]
+    assert sorted(ours) == sorted(expected.index)
+    for model, row in expected.iterrows():
+        for column in ("win", "loss", "tie", "win_rate", "loss_rate", "win_rate_adjusted"):
+            assert ours[model][f"mt_bench/pair/{column}"] == pytest.approx(row[column])
+    assert ours["strong"]["mt_bench/pair/win_rate"] == 1.0

@@ -191,6 +191,8 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         questions=args.questions,
         references=args.references,
         judge_prompts=args.judge_prompts,
+        mode=args.mode,
+        baseline=args.baseline,
     )
     summary, failed = run_judge(params)
     print_json(summary)
@@ -393,7 +395,18 @@ def build_parser() -> argparse.ArgumentParser:
     jdg.add_argument("benchmark", choices=["mt-bench"])
     jdg.add_argument("--answers", required=True, nargs="+", help="FastChat answer file(s)")
     jdg.add_argument(
-        "--out", default="", help="judgments JSONL (default: FastChat's model_judgment/<judge>_single.jsonl)"
+        "--out",
+        default="",
+        help="judgments JSONL (default: FastChat's model_judgment/<judge>_single.jsonl, or _pair.jsonl)",
+    )
+    jdg.add_argument(
+        "--mode",
+        choices=["single", "pairwise-baseline", "pairwise-all"],  # evaluation.mt_bench_pairwise.PAIRWISE_MODES
+        default="single",
+        help="FastChat's modes: single-answer grading, every model against --baseline, or every pair of models",
+    )
+    jdg.add_argument(
+        "--baseline", default="gpt-3.5-turbo", help="pairwise-baseline: the model (answer file stem) to compare to"
     )
     jdg.add_argument("--questions", default="mt-bench")
     jdg.add_argument("--references", default="mt-bench", help="reference answers for math, reasoning, coding")

@@ -1,5 +1,6 @@
-"""``mmpo judge mt-bench``: single-answer grading of MT-bench answers, and the per-category, per-turn
-and overall scores (also written to ``mt_bench.json`` beside the judgments, for ``mmpo compare``)."""
+"""``mmpo judge mt-bench``: single-answer grading of MT-bench answers, and the per-category, per-turn and overall
+scores (also written to ``mt_bench.json`` beside the judgments, for ``mmpo compare``); or FastChat's pairwise
+modes (``--mode pairwise-baseline`` / ``pairwise-all``) with their win rates (``mt_bench_pair.json``)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmpo.errors import ConfigError
 from mmpo.evaluation.judges import JudgeSettings, make_judge
 from mmpo.evaluation.mt_bench import (
-    existing_judgments,
     judge_answers,
+    judgment_rows,
     load_judge_prompts,
     load_questions,
     load_references,
     read_answer_sets,
     summarize,
 )
+from mmpo.evaluation.mt_bench_pairwise import FASTCHAT_BASELINE, judge_pairs, make_matches, win_rates
 
 
 @dataclass(frozen=True)
@@ -29,14 +32,17 @@ class JudgeParams:
     questions: str = "mt-bench"
     references: str = "mt-bench"
     judge_prompts: str = "mt-bench"
+    mode: str = "single"  # single | pairwise-baseline | pairwise-all
+    baseline: str = FASTCHAT_BASELINE
 
 
-def default_judgment_path(answers: str, judge_name: str) -> Path:
+def default_judgment_path(answers: str, judge_name: str, mode: str = "single") -> Path:
     """FastChat's layout: answers in <bench>/model_answer/<model>.jsonl, judgments in
     <bench>/model_judgment/<judge>_single.jsonl (beside the answers' folder when it is not model_answer/)."""
     folder = Path(answers).parent
     bench = folder.parent if folder.name == "model_answer" else folder
-    return bench / "model_judgment" / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', judge_name)}_single.jsonl"
+    suffix = "single" if mode == "single" else "pair"
+    return bench / "model_judgment" / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', judge_name)}_{suffix}.jsonl"
 
 
 def run_judge(params: JudgeParams) -> tuple[dict[str, Any], list[str]]:
@@ -45,8 +51,10 @@ def run_judge(params: JudgeParams) -> tuple[dict[str, Any], list[str]]:
     prompts = load_judge_prompts(params.judge_prompts)
     refs = load_references(params.references)
     answer_sets = read_answer_sets(params.answers)
-    out = Path(params.out) if params.out else default_judgment_path(params.answers[0], params.judge.name)
-    existing_judgments(out, params.judge.name)  # another judge's file: refused before the judge loads
+    out = Path(params.out) if params.out else default_judgment_path(params.answers[0], params.judge.name, params.mode)
+    judgment_rows(out, params.judge.name)  # another judge's file: refused before the judge loads
+    if params.mode != "single":
+        return run_pairwise(params, questions, prompts, refs, answer_sets, out)
     judge = make_judge(params.judge)
     outcome = judge_answers(judge, params.judge.name, answer_sets, questions, prompts, refs, out)
     judgments = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -59,4 +67,30 @@ def run_judge(params: JudgeParams) -> tuple[dict[str, Any], list[str]]:
     else:
         result["models"] = summary
     (out.parent / "mt_bench.json").write_text(json.dumps(result, indent=2))
+    return result, outcome.failed
+
+
+def run_pairwise(
+    params: JudgeParams, questions, prompts, refs, answer_sets, out: Path
+) -> tuple[dict[str, Any], list[str]]:
+    if params.judge.spec.startswith("rm:"):
+        raise ConfigError("pairwise judging needs an LLM judge (openai: or hf:), not a reward model")
+    matches = make_matches(answer_sets, questions, params.mode, params.baseline)
+    outcome = judge_pairs(make_judge(params.judge), params.judge.name, matches, prompts, refs, out)
+    models = {s.model for s in answer_sets}
+    rows = [r for r in judgment_rows(out, params.judge.name) if r["model_1"] in models and r["model_2"] in models]
+    baseline = params.baseline if params.mode == "pairwise-baseline" else None
+    result: dict[str, Any] = {
+        "judgments": str(out),
+        "mode": params.mode,
+        "judged_now": outcome.written,
+        "failed": len(outcome.failed),
+    }
+    table = win_rates(rows, baseline)
+    if len(table) == 1:
+        result.update(next(iter(table.values())))
+        result["model"] = next(iter(table))
+    else:
+        result["models"] = table
+    (out.parent / "mt_bench_pair.json").write_text(json.dumps(result, indent=2))
     return result, outcome.failed

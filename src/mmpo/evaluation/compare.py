@@ -35,6 +35,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("MT-bench turn 1", "mt_bench/turn_1", "{:.2f}"),
     ("MT-bench turn 2", "mt_bench/turn_2", "{:.2f}"),
     ("MT-bench", "mt_bench/overall", "{:.2f}"),
+    ("MT-bench win rate (adj.)", "mt_bench/pair/win_rate_adjusted", "{:.1%}"),
 )
 
 
@@ -69,7 +70,7 @@ def read_source(path: Path, summary: RunSummary) -> None:
     """Merge one run folder or report file into ``summary``."""
     if path.is_dir():
         found = False
-        for name in ("eval_metrics.json", "report.json", "mt_bench.json"):
+        for name in ("eval_metrics.json", "report.json", "mt_bench.json", "mt_bench_pair.json"):
             if (path / name).is_file():
                 read_source(path / name, summary)
                 found = True

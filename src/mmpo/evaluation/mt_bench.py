@@ -216,21 +216,23 @@ class JudgingOutcome:
     failed: list[str]  # "question q, turn t, model m: why" for every request the judge could not answer
 
 
-def existing_judgments(out: Path, judge_name: str) -> set[tuple[int, int, str, str]]:
-    """(question, turn, model, prompt) already judged in ``out`` by ``judge_name``; a file of another judge is
-    refused, so that two judges' ratings are never mixed in one file (nor one judge's resume skip the other's)."""
-    if not out.exists():
-        return set()
-    done = set()
-    for row in _jsonl(str(out), "judgments"):
-        judge, prompt = row["judge"]
+def judgment_rows(out: Path, judge_name: str) -> list[dict[str, Any]]:
+    """The judgments in ``out``; a file of another judge is refused, so that two judges' ratings are never mixed
+    in one file (nor one judge's resume skip the other's)."""
+    rows = _jsonl(str(out), "judgments") if out.exists() else []
+    for row in rows:
+        judge = row["judge"][0]
         if judge != judge_name:
             raise ConfigError(
                 f"{out} holds judgments by {judge!r}, not {judge_name!r}; give this judge its own --out "
-                "(FastChat's model_judgment/<judge>_single.jsonl)"
+                "(FastChat's model_judgment/<judge>_single.jsonl or _pair.jsonl)"
             )
-        done.add((int(row["question_id"]), int(row["turn"]), row["model"], prompt))
-    return done
+    return rows
+
+
+def existing_judgments(out: Path, judge_name: str) -> set[tuple[int, int, str, str]]:
+    """(question, turn, model, prompt) already judged in ``out`` by ``judge_name``."""
+    return {(int(r["question_id"]), int(r["turn"]), r["model"], r["judge"][1]) for r in judgment_rows(out, judge_name)}
 
 
 def judge_answers(

@@ -280,3 +280,65 @@ def test_pairwise_modes_as_fastchat(mt_bench_questions, shared_data, tmp_path, c
         for column in ("win", "loss", "tie", "win_rate", "loss_rate", "win_rate_adjusted"):
             assert ours[model][f"mt_bench/pair/{column}"] == pytest.approx(row[column])
     assert ours["strong"]["mt_bench/pair/win_rate"] == 1.0
+
+
+def test_best_of_n_generation_picks_each_turn_with_the_reward_model(
+    mt_bench_questions, shared_data, tiny_llama_dir, smollm2_tokenizer, tmp_path, capsys, monkeypatch
+):
+    """`mmpo generate --best-of n --reward-model RM`: n samples a turn, the RM's pick kept, turn 2 continuing the
+    kept turn 1; the answers are a FastChat file that `mmpo judge mt-bench` grades."""
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    from mmpo.data.rendering import render_prompt_and_response
+    from mmpo.features.scoring import RewardPairScorer
+    from mmpo.models.generation import ChatGenerator
+    from mmpo.records import Pair
+
+    rm_dir = tmp_path / "rm"
+    config = LlamaConfig(vocab_size=len(smollm2_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, num_labels=1,
+                         pad_token_id=smollm2_tokenizer.pad_token_id)  # fmt: skip
+    LlamaForSequenceClassification(config).save_pretrained(rm_dir)
+    smollm2_tokenizer.save_pretrained(rm_dir)
+    picked = [next(q for q in mt_bench_questions if q["category"] == c) for c in ("writing", "roleplay")]
+    qfile = write_jsonl(tmp_path / "question.jsonl", picked)
+    conversations: list[list[dict]] = []
+    original = ChatGenerator.generate
+
+    def recording(self, batch, settings):
+        conversations.extend([list(c) for c in batch])
+        return original(self, batch, settings)
+
+    monkeypatch.setattr(ChatGenerator, "generate", recording)
+    out = tmp_path / "mt" / "model_answer" / "bon4.jsonl"
+    argv = ["generate", "--model", str(tiny_llama_dir), "--questions", qfile, "--out", str(out)]
+    argv += ["--best-of", "4", "--reward-model", str(rm_dir), "--max-new-tokens", "6", "--temperature", "1.0"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["answered_now"] == 2
+    answers = {r["question_id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    logs = [json.loads(line) for line in (out.parent / "bon4.candidates.jsonl").read_text().splitlines()]
+    scorer = RewardPairScorer(str(rm_dir))
+    for log in logs:
+        question = next(q for q in picked if q["question_id"] == log["question_id"])
+        kept = answers[log["question_id"]]["choices"][0]["turns"]
+        first, second = log["turns"]
+        assert len(first["candidates"]) == len(second["candidates"]) == 4
+        for turn in (first, second):
+            assert turn["selected"] == max(range(4), key=turn["rewards"].__getitem__)
+        assert kept == [first["candidates"][first["selected"]], second["candidates"][second["selected"]]]
+        # the RM scored turn 1 against the question alone, as an independent scoring does
+        pairs = []
+        for c in first["candidates"]:
+            prompt, response = render_prompt_and_response(
+                [{"role": "user", "content": question["turns"][0]}], c, scorer.tokenizer, 0, True
+            )
+            pairs.append(Pair(prompt, response, response, 0.0, 0))
+        assert scorer.rewards(pairs).tolist() == pytest.approx(first["rewards"], abs=1e-5)
+        # every turn-2 sample continued the kept turn 1
+        turn_two = [c for c in conversations if len(c) == 3 and c[0]["content"] == question["turns"][0]]
+        assert len(turn_two) == 4 and all(c[1]["content"] == kept[0] for c in turn_two)
+    argv = ["judge", "mt-bench", "--answers", str(out), "--questions", qfile, "--judge", f"rm:{rm_dir}"]
+    argv += ["--judge-prompts", str(shared_data / "mt_bench" / "judge_prompts.jsonl")]
+    assert main(argv) == 0
+    graded = json.loads(capsys.readouterr().out)
+    assert graded["model"] == "bon4" and graded["mt_bench/judgments"] == 4

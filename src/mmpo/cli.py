@@ -176,6 +176,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         question_begin=args.question_begin,
         question_end=args.question_end,
         num_choices=args.num_choices,
+        best_of=args.best_of,
+        reward_model=args.reward_model,
     )
     print_json(run_generate(params))
     return 0
@@ -388,6 +390,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--question-begin", type=_non_negative_int, default=None, help="questions[begin:end], as FastChat")
     gen.add_argument("--question-end", type=_non_negative_int, default=None)
     gen.add_argument("--num-choices", type=_positive_int, default=1, help="answers per question (choice i: seed i)")
+    gen.add_argument(
+        "--best-of",
+        type=_positive_int,
+        default=0,
+        help="best-of-n: per turn, n samples and --reward-model's pick (turn 2 continues the picked turn 1)",
+    )
+    gen.add_argument("--reward-model", default="", help="--best-of: the reward model that picks")
     gen.add_argument("--backend", choices=["auto", "transformers", "vllm"], default="auto")
     gen.set_defaults(func=_cmd_generate)
 

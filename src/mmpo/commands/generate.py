@@ -6,8 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmpo.errors import ConfigError
+from mmpo.evaluation.best_of_n import best_of_n_answers
 from mmpo.evaluation.mt_bench import generate_answers, load_questions
+from mmpo.features.scoring import RewardPairScorer
 from mmpo.models.generation import GenerationSettings, make_generator
+from mmpo.models.inspect import require_model_kind
 
 
 @dataclass(frozen=True)
@@ -24,16 +28,33 @@ class GenerateParams:
     question_begin: int | None = None
     question_end: int | None = None
     num_choices: int = 1
+    best_of: int = 0  # > 0: per turn, the reward model's pick of this many samples (needs reward_model)
+    reward_model: str = ""
 
 
 def run_generate(params: GenerateParams) -> dict[str, Any]:
     questions = load_questions(params.questions)[params.question_begin : params.question_end]
     if params.limit:
         questions = questions[: params.limit]
+    if params.best_of and not params.reward_model:
+        raise ConfigError("--best-of needs --reward-model (the model that picks among the samples)")
+    if params.reward_model and not params.best_of:
+        raise ConfigError("--reward-model is for --best-of n")
+    if params.best_of and params.num_choices > 1:
+        raise ConfigError("--best-of writes one answer per question; drop --num-choices")
+    scorer = None
+    if params.best_of:
+        require_model_kind(params.reward_model, "reward", "--reward-model")
+        scorer = RewardPairScorer(params.reward_model, batch_size=params.batch_size)
     generator = make_generator(params.model, params.backend)
     settings = GenerationSettings(params.max_new_tokens, 0.0, params.batch_size)
     model_id = params.model_id or Path(params.out).name.removesuffix(".jsonl")
-    written = generate_answers(
-        generator, settings, questions, model_id, Path(params.out), params.num_choices, params.temperature
-    )
+    if scorer is not None:
+        written = best_of_n_answers(
+            generator, settings, questions, model_id, Path(params.out), params.best_of, scorer, params.temperature
+        )
+    else:
+        written = generate_answers(
+            generator, settings, questions, model_id, Path(params.out), params.num_choices, params.temperature
+        )
     return {"questions": len(questions), "answered_now": written, "model_id": model_id, "out": params.out}

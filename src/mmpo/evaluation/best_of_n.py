@@ -3,13 +3,23 @@
 If the rows also carry judge scores for the candidates, the report compares the judge score of the
 selected response with a random pick (the mean over candidates) and the oracle (the best candidate),
 which is how reward-model quality shows up in downstream use.
+
+``best_of_n_answers`` does it on MT-bench while generating (``mmpo generate --best-of n``): n samples of turn 1,
+the reward model keeps one, then n samples of turn 2 *continuing the kept turn 1*, and the reward model keeps one
+again; the kept turns form a FastChat answer file that ``mmpo judge mt-bench`` grades, and every candidate with
+its reward goes to a ``.candidates.jsonl`` file beside it.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import time
+import uuid
+from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from mmpo.errors import DataError
@@ -83,3 +93,79 @@ def judge_summary(selections: list[Selection]) -> dict[str, float]:
         "judge_score_random": sum(sum(s.judge_scores) / len(s.judge_scores) for s in scored) / n,
         "judge_score_oracle": sum(max(s.judge_scores) for s in scored) / n,
     }
+
+
+def _conversation_pair(conversation: list[dict[str, str]], candidate: str, tokenizer, row: int) -> Pair:
+    """The reward model's view of a candidate reply: the conversation so far as its prompt, rendered through the
+    reward model's chat template (plain "role: content" lines for a frozen-encoder head)."""
+    from mmpo.data.rendering import render_prompt_and_response
+
+    prompt, response = render_prompt_and_response(conversation, candidate, tokenizer, row, True)
+    return Pair(prompt, response, response, 0.0, row)
+
+
+def best_of_n_answers(
+    generator,
+    settings,
+    questions,
+    model_id: str,
+    out: Path,
+    n: int,
+    scorer: RewardPairScorer,
+    temperature: float | None = None,
+) -> int:
+    """Answer every question not yet in ``out`` with the reward model's pick of ``n`` samples per turn, each turn
+    continuing the picked one; returns how many questions were answered. Sample i is drawn after
+    ``torch.manual_seed(i)``, at each category's FastChat temperature unless ``temperature`` is given (a greedy
+    category gives n equal samples: pass a temperature for best-of-n)."""
+    import torch
+
+    from mmpo.evaluation.mt_bench import question_temperature, read_answers
+
+    done = {int(r["question_id"]) for r in read_answers(str(out))} if out.exists() else set()
+    pending = [q for q in questions if q.question_id not in done]
+    tokenizer = getattr(scorer, "tokenizer", None)
+    by_temperature: dict[float, list] = defaultdict(list)
+    for question in pending:
+        by_temperature[question_temperature(question, temperature)].append(question)
+    chunk = max(1, settings.batch_size)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    candidates_path = out.with_name(out.name.removesuffix(".jsonl") + ".candidates.jsonl")
+    with out.open("a", encoding="utf-8") as answers, candidates_path.open("a", encoding="utf-8") as log:
+        for t, group in by_temperature.items():
+            at_t = replace(settings, temperature=t)
+            for start in range(0, len(group), chunk):
+                batch = group[start : start + chunk]
+                conversations = [[{"role": "user", "content": q.turns[0]}] for q in batch]
+                kept: list[list[str]] = [[] for _ in batch]
+                turns_log: list[list[dict[str, Any]]] = [[] for _ in batch]
+                for turn in range(max(len(q.turns) for q in batch)):
+                    active = [k for k, q in enumerate(batch) if len(q.turns) > turn]
+                    samples = []
+                    for index in range(n):
+                        torch.manual_seed(index)
+                        samples.append(generator.generate([conversations[k] for k in active], at_t))
+                    for j, k in enumerate(active):
+                        candidates = [samples[i][j] for i in range(n)]
+                        pairs = [_conversation_pair(conversations[k], c, tokenizer, k) for c in candidates]
+                        rewards = scorer.rewards(pairs).tolist()
+                        best = select_best(rewards)
+                        kept[k].append(candidates[best])
+                        turns_log[k].append({"turn": turn + 1, "candidates": candidates, "rewards": rewards,
+                                             "selected": best})  # fmt: skip
+                        conversations[k].append({"role": "assistant", "content": candidates[best]})
+                        if len(batch[k].turns) > turn + 1:
+                            conversations[k].append({"role": "user", "content": batch[k].turns[turn + 1]})
+                for k, question in enumerate(batch):
+                    record = {
+                        "question_id": question.question_id,
+                        "answer_id": uuid.uuid4().hex[:22],
+                        "model_id": model_id,
+                        "choices": [{"index": 0, "turns": kept[k]}],
+                        "tstamp": time.time(),
+                    }
+                    answers.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    log.write(json.dumps({"question_id": question.question_id, "turns": turns_log[k]}) + "\n")
+                answers.flush()
+                log.flush()
+    return len(pending)

@@ -54,7 +54,10 @@ class BenchmarkPairs:
 
 def _pairs_of(records, cfg: DataConfig, tokenizer, name: str, default_section: str, dialogue: str) -> BenchmarkPairs:
     has_subset = "subset" in records.column_names
-    pairs, _ = build_pairs(records, cfg if has_subset else replace(cfg, section_column=""), tokenizer, name, dialogue)
+    pairs, stats = build_pairs(
+        records, cfg if has_subset else replace(cfg, section_column=""), tokenizer, name, dialogue
+    )
+    stats.log(name)  # rows read -> pairs kept, on stderr
     ids = records["id"] if "id" in records.column_names else None
     pair_ids = [ids[p.source_row] if ids is not None else p.source_row for p in pairs]
     return BenchmarkPairs(pairs if has_subset else [replace(p, section=default_section) for p in pairs], pair_ids)

@@ -76,19 +76,24 @@ class ScriptedJudge(BaseHTTPRequestHandler):
 
     fail = True
 
+    def reply_for(self, prompt: str) -> str | None:
+        """The judge's text, or None for an HTTP 500."""
+        if "FAILME" in prompt and ScriptedJudge.fail:
+            return None
+        if "LEADING_ZERO" in prompt:
+            return "Rating: [[07]]"
+        if "HUGE" in prompt:
+            return "Rating: [[" + "9" * 400 + "]]"
+        return "Rating: [[8]]"
+
     def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        prompt = body["messages"][-1]["content"]
-        if "FAILME" in prompt and ScriptedJudge.fail:
+        reply = self.reply_for(body["messages"][-1]["content"])
+        if reply is None:
             self.send_response(500)
             self.end_headers()
             self.wfile.write(b"overloaded")
             return
-        reply = "Rating: [[8]]"
-        if "LEADING_ZERO" in prompt:
-            reply = "Rating: [[07]]"
-        elif "HUGE" in prompt:
-            reply = "Rating: [[" + "9" * 400 + "]]"
         payload = json.dumps({"choices": [{"message": {"content": reply}}]}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -180,19 +185,11 @@ def test_rating_reader_never_crashes():
 class ScriptedPairJudge(ScriptedJudge):
     """Prefers whichever assistant's answer says STRONG; "[[C]]" when neither does; no verdict for NOVERDICT."""
 
-    def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        prompt = body["messages"][-1]["content"]
-        strong, b_starts = prompt.find("STRONG"), prompt.find("Assistant B")
-        reply = "[[C]]" if strong < 0 else ("[[A]]" if strong < b_starts else "[[B]]")
+    def reply_for(self, prompt: str) -> str:
         if "NOVERDICT" in prompt:
-            reply = "Both are fine."
-        payload = json.dumps({"choices": [{"message": {"content": reply}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+            return "Both are fine."
+        strong, b_starts = prompt.find("STRONG"), prompt.find("Assistant B")
+        return "[[C]]" if strong < 0 else ("[[A]]" if strong < b_starts else "[[B]]")
 
 
 # lm-sys/FastChat @ 0e6d3e4, fastchat/llm_judge/show_result.py display_result_pairwise, copied verbatim (the part

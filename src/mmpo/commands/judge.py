@@ -57,17 +57,9 @@ def run_judge(params: JudgeParams) -> tuple[dict[str, Any], list[str]]:
         return run_pairwise(params, questions, prompts, refs, answer_sets, out)
     judge = make_judge(params.judge)
     outcome = judge_answers(judge, params.judge.name, answer_sets, questions, prompts, refs, out)
-    judgments = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()]
     models = {s.model for s in answer_sets}
-    summary = summarize([j for j in judgments if j["model"] in models], questions)
-    result: dict[str, Any] = {"judgments": str(out), "judged_now": outcome.written, "failed": len(outcome.failed)}
-    if len(summary) == 1:
-        result.update(next(iter(summary.values())))
-        result["model"] = next(iter(summary))
-    else:
-        result["models"] = summary
-    (out.parent / "mt_bench.json").write_text(json.dumps(result, indent=2))
-    return result, outcome.failed
+    summary = summarize([j for j in judgment_rows(out, params.judge.name) if j["model"] in models], questions)
+    return _report(out, "mt_bench.json", {"mode": "single"}, outcome, summary), outcome.failed
 
 
 def run_pairwise(
@@ -79,18 +71,23 @@ def run_pairwise(
     outcome = judge_pairs(make_judge(params.judge), params.judge.name, matches, prompts, refs, out)
     models = {s.model for s in answer_sets}
     rows = [r for r in judgment_rows(out, params.judge.name) if r["model_1"] in models and r["model_2"] in models]
-    baseline = params.baseline if params.mode == "pairwise-baseline" else None
+    table = win_rates(rows, params.baseline if params.mode == "pairwise-baseline" else None)
+    return _report(out, "mt_bench_pair.json", {"mode": params.mode}, outcome, table), outcome.failed
+
+
+def _report(out: Path, name: str, extra: dict[str, Any], outcome, per_model: dict[str, dict]) -> dict[str, Any]:
+    """The printed summary (one model's metrics inline, several under "models"), also written beside the
+    judgments as ``name`` for ``mmpo compare``."""
     result: dict[str, Any] = {
         "judgments": str(out),
-        "mode": params.mode,
+        **extra,
         "judged_now": outcome.written,
         "failed": len(outcome.failed),
     }
-    table = win_rates(rows, baseline)
-    if len(table) == 1:
-        result.update(next(iter(table.values())))
-        result["model"] = next(iter(table))
+    if len(per_model) == 1:
+        result.update(next(iter(per_model.values())))
+        result["model"] = next(iter(per_model))
     else:
-        result["models"] = table
-    (out.parent / "mt_bench_pair.json").write_text(json.dumps(result, indent=2))
-    return result, outcome.failed
+        result["models"] = per_model
+    (out.parent / name).write_text(json.dumps(result, indent=2))
+    return result

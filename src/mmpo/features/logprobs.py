@@ -227,27 +227,23 @@ def sequence_logps(
     return _sum_per_sequence(token_logps, owners, sequences)
 
 
+def _batch_arguments(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | None]:
+    """A collated batch, padded (PolicyCollator) or packed (PackedPolicyCollator), as completion_token_logps's
+    arguments."""
+    return {
+        "input_ids": batch["input_ids"],
+        "attention_mask": batch.get("attention_mask"),
+        "completion_mask": batch["completion_mask"],
+        "position_ids": batch.get("position_ids"),
+        "sequence_index": batch.get("sequence_index"),
+    }
+
+
 def batch_logp_stats(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> LogpStats:
-    """LogpStats of a collated batch, padded (PolicyCollator) or packed (PackedPolicyCollator)."""
-    return logp_stats(
-        *completion_token_logps(
-            model,
-            batch["input_ids"],
-            batch.get("attention_mask"),
-            batch["completion_mask"],
-            position_ids=batch.get("position_ids"),
-            sequence_index=batch.get("sequence_index"),
-        )
-    )
+    """LogpStats (float64) of a collated batch."""
+    return logp_stats(*completion_token_logps(model, **_batch_arguments(batch)))
 
 
 def batch_sequence_logps(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """sequence_logps of a collated batch, padded (PolicyCollator) or packed (PackedPolicyCollator)."""
-    return sequence_logps(
-        model,
-        batch["input_ids"],
-        batch.get("attention_mask"),
-        batch["completion_mask"],
-        position_ids=batch.get("position_ids"),
-        sequence_index=batch.get("sequence_index"),
-    )
+    """sequence_logps of a collated batch."""
+    return sequence_logps(model, **_batch_arguments(batch))

@@ -116,3 +116,25 @@ def test_policy_on_rewardbench_with_and_without_reference(benchmark_files, tiny_
     assert "reusing cache" not in caplog.text
     assert main([*common, "--reference-free", "--prior-sets", prior, "--cache-dir", str(tmp_path / "c")]) == 0
     assert "reusing cache" in caplog.text
+
+
+def test_prior_sets_score_and_ece_cover_the_same_sets():
+    """The Prior Sets score and the pooled ECE are over anthropic_helpful, anthropic_hhh, shp and summarize only;
+    any other set given is reported on its own; each set has its own ECE."""
+    import torch
+
+    from mmpo.evaluation.pair_eval import PairScores
+    from mmpo.evaluation.rewardbench import prior_sets_report
+    from mmpo.metrics.calibration import pairwise_calibration
+    from mmpo.metrics.rewardbench import rewardbench_scores
+    from mmpo.records import Pair
+
+    sections = ["shp"] * 4 + ["summarize"] * 4 + ["pku_safer"] * 4
+    pairs = [Pair("q", "a", "b", 1.0, i, s) for i, s in enumerate(sections)]
+    chosen = torch.tensor([2.0, 1.0, -1.0, 3.0, 0.5, -2.0, 1.5, 1.0, -3.0, -3.0, -3.0, -3.0], dtype=torch.float64)
+    scores = PairScores(chosen, torch.zeros(12, dtype=torch.float64))
+    accuracy, report = prior_sets_report(scores, pairs, bins=10)
+    assert report["prior_sets/other"] == ["pku_safer"] and report["prior_sets/pairs"] == 8
+    assert report["prior_sets/ece"] == pytest.approx(pairwise_calibration(chosen[:8], [1.0] * 8, 10).ece)
+    assert report["prior_sets/ece/pku_safer"] == pytest.approx(pairwise_calibration(chosen[8:], [1.0] * 4, 10).ece)
+    assert rewardbench_scores({}, accuracy)["section/Prior Sets"] == pytest.approx((0.75 + 0.75) / 2)

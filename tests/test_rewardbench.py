@@ -133,8 +133,8 @@ def test_prior_sets_score_and_ece_cover_the_same_sets():
     pairs = [Pair("q", "a", "b", 1.0, i, s) for i, s in enumerate(sections)]
     chosen = torch.tensor([2.0, 1.0, -1.0, 3.0, 0.5, -2.0, 1.5, 1.0, -3.0, -3.0, -3.0, -3.0], dtype=torch.float64)
     scores = PairScores(chosen, torch.zeros(12, dtype=torch.float64))
-    accuracy, report = prior_sets_report(scores, pairs, bins=10)
+    accuracy, report, pooled = prior_sets_report(scores, pairs, bins=10)
     assert report["prior_sets/other"] == ["pku_safer"] and report["prior_sets/pairs"] == 8
-    assert report["prior_sets/ece"] == pytest.approx(pairwise_calibration(chosen[:8], [1.0] * 8, 10).ece)
+    assert report["prior_sets/ece"] == pooled.ece == pytest.approx(pairwise_calibration(chosen[:8], [1.0] * 8, 10).ece)
     assert report["prior_sets/ece/pku_safer"] == pytest.approx(pairwise_calibration(chosen[8:], [1.0] * 4, 10).ece)
     assert rewardbench_scores({}, accuracy)["section/Prior Sets"] == pytest.approx((0.75 + 0.75) / 2)

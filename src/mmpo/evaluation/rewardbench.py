@@ -29,7 +29,7 @@ from mmpo.data.pairs import build_pairs
 from mmpo.errors import DataError
 from mmpo.evaluation.pair_eval import PairScores, ScoringSettings, pair_scores, section_name
 from mmpo.evaluation.rewardbench_files import write_results_jsonl, write_rewardbench_files
-from mmpo.metrics.calibration import bins_record, pairwise_calibration
+from mmpo.metrics.calibration import CalibrationBins, bins_record, pairwise_calibration
 from mmpo.metrics.plots import plot_reliability
 from mmpo.metrics.rewardbench import PRIOR_SETS, rewardbench_scores
 from mmpo.records import Pair
@@ -129,10 +129,13 @@ def _calibration(h: torch.Tensor, pairs: Sequence[Pair], bins: int):
     return pairwise_calibration(h, [p.margin for p in pairs], bins)
 
 
-def prior_sets_report(scores: PairScores, pairs: Sequence[Pair], bins: int) -> tuple[dict[str, float], dict]:
+def prior_sets_report(
+    scores: PairScores, pairs: Sequence[Pair], bins: int
+) -> tuple[dict[str, float], dict, CalibrationBins | None]:
     """Accuracy and ECE of the Prior Sets: ``prior_sets/ece`` over exactly the sets that make the Prior Sets
     score (anthropic_helpful, anthropic_hhh, shp, summarize), each set's own ECE, and any other set given
-    reported on its own (``prior_sets/other/...``), in neither the score nor the pooled ECE."""
+    reported on its own (``prior_sets/other/...``), in neither the score nor the pooled ECE. Returns (accuracy per
+    set, report entries, the pooled reliability bins or None when none of the four sets is given)."""
     accuracy, entries = subset_report(scores, pairs, "prior_sets/")
     h = scores.preference_logits
     groups = _groups(pairs)
@@ -143,12 +146,13 @@ def prior_sets_report(scores: PairScores, pairs: Sequence[Pair], bins: int) -> t
     if others:
         entries["prior_sets/other"] = others
     entries["prior_sets/pairs"] = len(scored)
+    pooled = None
     if scored:
         pooled = _calibration(h[scored], [pairs[i] for i in scored], bins)
         entries["prior_sets/ece"] = pooled.ece
         entries["prior_sets/mean_confidence"] = torch.sigmoid(h[scored].abs()).mean().item()
         entries["prior_sets/reliability_bins"] = bins_record(pooled)
-    return accuracy, entries
+    return accuracy, entries, pooled
 
 
 def evaluate_rewardbench(
@@ -179,23 +183,17 @@ def evaluate_rewardbench(
     subset_accuracy, entries = subset_report(rb_scores, rb.pairs)
     report.update(entries)
     prior_accuracy: dict[str, float] = {}
+    pooled_bins = None
     if priors.pairs:
-        prior_accuracy, prior_entries = prior_sets_report(prior_scores, priors.pairs, bins)
+        prior_accuracy, prior_entries, pooled_bins = prior_sets_report(prior_scores, priors.pairs, bins)
         report.update(prior_entries)
     report.update(rewardbench_scores(subset_accuracy, prior_accuracy))
     if out:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
-        if "prior_sets/reliability_bins" in report:
-            pooled = [i for i, p in enumerate(priors.pairs) if p.section in PRIOR_SETS]
+        if pooled_bins is not None:
             png = plot_reliability(
-                {
-                    Path(settings.model).name: _calibration(
-                        prior_scores.preference_logits[pooled], [priors.pairs[i] for i in pooled], bins
-                    )
-                },
-                folder / "reliability_prior_sets.png",
-                title="Prior Sets",
+                {Path(settings.model).name: pooled_bins}, folder / "reliability_prior_sets.png", title="Prior Sets"
             )
             report["prior_sets/reliability_png"] = str(png)
         write_results_jsonl(folder / "results.jsonl", [(rb, rb_scores), (priors, prior_scores)])

@@ -160,8 +160,9 @@ def judge_pairs(
                         f"{match.model_2}: {bad.error}"
                     )
                     continue
-                g1 = {"A": "model_1", "B": "model_2"}.get(verdict(reply_1.text), verdict(reply_1.text))
-                g2 = {"A": "model_2", "B": "model_1"}.get(verdict(reply_2.text), verdict(reply_2.text))
+                v1, v2 = verdict(reply_1.text), verdict(reply_2.text)
+                g1 = {"A": "model_1", "B": "model_2"}.get(v1, v1)
+                g2 = {"A": "model_2", "B": "model_1"}.get(v2, v2)
                 record = {
                     "question_id": match.question.question_id,
                     "model_1": match.model_1,

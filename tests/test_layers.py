@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mmpo"
 # a layer (training and evaluation) may not import each other.
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "tensor_cache", "progress", "strict_json"),
+    ("distributed",),
     ("losses",),
     ("records",),
     ("config",),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 from typing import Any
 
@@ -80,9 +81,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from mmpo.commands.train import TrainParams, run_train
 
     summary, _ = run_train(TrainParams(args.kind, args.config, args.overrides))
-    from accelerate import PartialState
+    from mmpo.distributed import is_main_process
 
-    if PartialState().is_main_process:  # under `accelerate launch`, report once
+    if is_main_process():  # under torchrun / `accelerate launch`, report once
         print_json(summary)
     return 0
 
@@ -440,7 +441,8 @@ def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="[mmpo] %(message)s", stream=sys.stderr
     )
-    logging.getLogger("mmpo").setLevel(logging.INFO)
+    # under torchrun / accelerate launch only the main process logs progress; the others keep warnings and errors
+    logging.getLogger("mmpo").setLevel(logging.INFO if int(os.environ.get("RANK", "0")) == 0 else logging.WARNING)
     if not verbose:
         import datasets
         from transformers.utils import logging as hf_logging

@@ -25,4 +25,6 @@ def run_train(params: TrainParams) -> tuple[dict[str, Any], TrainResult]:
     summary: dict[str, Any] = {"output_dir": str(result.output_dir), **result.metrics}
     summary["reliability_png"] = str(result.reliability_png) if result.reliability_png else None
     summary["preference_logit_history_png"] = str(result.history_png) if result.history_png else None
+    summary["world_size"] = result.world_size
+    summary["train_pairs_per_rank"] = list(result.train_pairs_per_rank)
     return summary, result

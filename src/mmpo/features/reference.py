@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from accelerate import PartialState
 from accelerate.utils import gather_object
 
+from mmpo.distributed import decide_on_main, is_main_process, process_state
 from mmpo.features.collators import PackedPolicyCollator, PolicyCollator
 from mmpo.features.logprobs import LogpStats, batch_logp_stats
 from mmpo.models.varlen_attention import prepare_packed_attention
@@ -65,7 +65,7 @@ def compute_logp_stats(
 ) -> tuple[LogpStats, LogpStats]:
     """LogpStats (float64) of the chosen and of the rejected completions under ``model``; each process scores
     its share and the shares are gathered once."""
-    state = PartialState()
+    state = process_state()
     packed = padding_free and prepare_packed_attention(model) is not None
     collate = (PackedPolicyCollator if packed else PolicyCollator)(pad_token_id)
     was_training = model.training
@@ -117,12 +117,14 @@ def cached_logp_stats(
     """Like compute_logp_stats, through the cache. Returns (chosen, rejected, was_cached)."""
     key = f"{model_fingerprint(model)}-{features_fingerprint(features)}-{'bf16' if bf16 else 'fp32'}"
     path = Path(cache_dir) / f"logp_stats-{key}.safetensors"
-    cached = load_cached(path)
+    # the main process reads the cache and sends it: every rank takes the same branch (a rank that found the file
+    # while another did not would wait forever in the other's gather), and ranks on other nodes need no copy
+    cached = decide_on_main(lambda: load_cached(path))
     if cached is not None:
         logger.info("reference log-probs: reusing cache %s", path)
         return LogpStats(*cached["chosen"]), LogpStats(*cached["rejected"]), True
     chosen, rejected = compute_logp_stats(model, features, pad_token_id, batch_size, bf16, padding_free)
-    if PartialState().is_main_process:
+    if is_main_process():
         save_atomically(
             path,
             {

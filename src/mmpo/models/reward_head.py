@@ -24,8 +24,14 @@ class FrozenEncoderRewardHead(nn.Module):
     def __init__(self, embedding_dim: int, hidden_dim: int = 256, dropout: float = 0.1) -> None:
         super().__init__()
         self.config_dict = {"embedding_dim": embedding_dim, "hidden_dim": hidden_dim, "dropout": dropout}
+        # no bias on the output: every pairwise loss sees r_w - r_l, where it cancels, so its gradient is zero up to
+        # rounding and Adam would turn that rounding noise into steps of the learning rate's size (as in
+        # transformers' sequence-classification heads, whose `score` layer has no bias either)
         self.mlp = nn.Sequential(
-            nn.Linear(3 * embedding_dim, hidden_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden_dim, 1)
+            nn.Linear(3 * embedding_dim, hidden_dim),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_dim, 1, bias=False),
         )
 
     def forward(self, prompt_embedding: torch.Tensor, response_embedding: torch.Tensor, **_: torch.Tensor):
@@ -39,5 +45,7 @@ class FrozenEncoderRewardHead(nn.Module):
 def load_reward_head(folder: str | Path) -> FrozenEncoderRewardHead:
     folder = Path(folder)
     head = FrozenEncoderRewardHead(**json.loads((folder / HEAD_CONFIG).read_text()))
-    head.load_state_dict(load_file(str(folder / "model.safetensors")))
+    weights = load_file(str(folder / "model.safetensors"))
+    weights.pop("mlp.3.bias", None)  # heads saved before the output bias was removed: it shifted every reward alike
+    head.load_state_dict(weights)
     return head.eval()

@@ -61,6 +61,9 @@ class PairwiseTrainer(Trainer):
         self._train_logits: list[torch.Tensor] = []
         self._train_margins: list[torch.Tensor] = []
         self._train_extra: dict[str, list[float]] = {}
+        # training pairs this process put through the loss in this invocation: gathered at the end of a run, it
+        # shows each rank trained on its own share (a run that silently fell back to one process shows [all])
+        self.train_pairs_seen = 0
 
     def pair_outputs(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> PairOutputs:
         raise NotImplementedError
@@ -69,6 +72,7 @@ class PairwiseTrainer(Trainer):
         outputs = self.pair_outputs(model, inputs)
         loss = outputs.losses.mean()
         if model.training:
+            self.train_pairs_seen += len(inputs["margin"])
             gather = self.accelerator.gather
             self._train_logits.append(gather(outputs.preference_logits.detach().float()).cpu())
             self._train_margins.append(gather(inputs["margin"].detach().float()).cpu())

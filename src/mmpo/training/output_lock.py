@@ -3,6 +3,9 @@
 Two runs writing to the same ``output_dir`` would leave one run's config beside the other's metrics, and
 the second would crash when the first deletes a checkpoint it picked. The lock is an OS file lock
 (``filelock``), so a killed run releases it with its process: there are no stale locks to clean up.
+
+In a run of several processes only the main process takes the lock, and whether it got it is sent to every
+rank: a refused folder stops all ranks with the same one-line error instead of leaving the others waiting.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from mmpo.distributed import decide_on_main
 from mmpo.errors import ConfigError
 
 LOCK_FILE = ".mmpo.lock"
@@ -21,12 +25,25 @@ OWNER_FILE = ".mmpo.lock.owner"
 
 
 @contextmanager
-def output_dir_lock(output_dir: str | Path, enabled: bool = True) -> Iterator[None]:
-    """Hold the folder's lock, or fail at once with a one-line error naming the folder and the owner."""
-    if not enabled:  # e.g. non-main processes of a distributed run: the main process holds it
-        yield
-        return
+def output_dir_lock(output_dir: str | Path) -> Iterator[None]:
+    """Hold the folder's lock (main process), or fail at once on every rank with a one-line error naming the
+    folder and the owner."""
     folder = Path(output_dir)
+    held: list[FileLock] = []
+
+    def acquire() -> None:
+        held.append(_acquire(folder))
+
+    decide_on_main(acquire)  # acquires on the main process only; the other ranks receive its outcome
+    try:
+        yield
+    finally:
+        for lock in held:
+            (folder / OWNER_FILE).unlink(missing_ok=True)
+            lock.release()
+
+
+def _acquire(folder: Path) -> FileLock:
     folder.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(folder / LOCK_FILE))
     try:
@@ -36,9 +53,5 @@ def output_dir_lock(output_dir: str | Path, enabled: bool = True) -> Iterator[No
         raise ConfigError(
             f"{folder} is in use by a running mmpo run ({owner}); wait for it or choose another train.output_dir"
         ) from None
-    try:
-        (folder / OWNER_FILE).write_text(f"pid {os.getpid()}")
-        yield
-    finally:
-        (folder / OWNER_FILE).unlink(missing_ok=True)
-        lock.release()
+    (folder / OWNER_FILE).write_text(f"pid {os.getpid()}")
+    return lock

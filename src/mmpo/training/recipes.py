@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from accelerate import PartialState
 from transformers import PreTrainedTokenizerBase
 
 from mmpo.config.schema import RunConfig
 from mmpo.data.prepare import cap_samples, prepare_pairs
 from mmpo.data.unpaired import kto_pseudo_pairs, median_score, scored_samples
+from mmpo.distributed import process_state
 from mmpo.errors import ConfigError
 from mmpo.features.collators import EmbeddingPairCollator, PackedPolicyCollator, PolicyCollator, RewardCollator
 from mmpo.features.embedding_features import check_text_lengths, embed_pairs
@@ -160,7 +160,7 @@ class PolicyRecipe(Recipe):
                 "reference log-probs cannot be precomputed; set zero3_init_flag: false in the accelerate "
                 "config: ZeRO-3 still shards the model once training starts"
             )
-        model.to(PartialState().device)
+        model.to(process_state().device)
         cfg = self.cfg
         for name, features in feature_sets.items():
             if not features:

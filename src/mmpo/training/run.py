@@ -13,11 +13,12 @@ from pathlib import Path
 
 import datasets
 import torch
-from accelerate import PartialState
+from accelerate.utils import gather_object
 from transformers import TrainerCallback
 
 from mmpo.config.saved_run import SavedRun
 from mmpo.config.schema import RunConfig
+from mmpo.distributed import decide_on_main, main_process_first, process_state
 from mmpo.metrics.calibration import bins_record, pairwise_calibration
 from mmpo.metrics.plots import plot_preference_logit_history, plot_reliability
 from mmpo.training.arguments import build_training_arguments
@@ -39,6 +40,8 @@ class TrainResult:
     history_png: Path | None
     eval_preference_logits: list[float]
     eval_margins: list[float]
+    world_size: int = 1
+    train_pairs_per_rank: tuple[int, ...] = ()
 
 
 class PreferenceLogitHistoryPlot(TrainerCallback):
@@ -52,11 +55,18 @@ class PreferenceLogitHistoryPlot(TrainerCallback):
 def train_from_config(cfg: RunConfig, callbacks: list[TrainerCallback] | None = None) -> TrainResult:
     """Check everything, then load data and model, train (resuming if a checkpoint exists), evaluate, and
     save safetensors; the output folder is locked for the whole run."""
+    process_state()  # first: everything after reads the right rank and world size
+    cfg.validate()  # pure checks on every rank; file checks and decisions on the main process, sent to all
+    resume = decide_on_main(lambda: _checked_resume(cfg))
+    with output_dir_lock(cfg.train.output_dir):
+        return _train(cfg, resume, callbacks or [])
+
+
+def _checked_resume(cfg: RunConfig) -> str | None:
     resume = preflight(cfg)
     if resume:
         check_resume_matches(cfg, resume)  # before any expensive loading
-    with output_dir_lock(cfg.train.output_dir, enabled=PartialState().is_main_process):
-        return _train(cfg, resume, callbacks or [])
+    return resume
 
 
 def _train(cfg: RunConfig, resume: str | None, callbacks: list[TrainerCallback]) -> TrainResult:
@@ -66,8 +76,9 @@ def _train(cfg: RunConfig, resume: str | None, callbacks: list[TrainerCallback])
     recipe = recipe_for(cfg)
     tokenizer = recipe.load_tokenizer()
     train_pairs, eval_pairs = recipe.load_pairs(tokenizer)
-    train_features = recipe.featurize(train_pairs, tokenizer)
-    eval_features = recipe.featurize(eval_pairs, tokenizer) if eval_pairs else []
+    with main_process_first():  # the main process fills the on-disk caches (embeddings), the others then read them
+        train_features = recipe.featurize(train_pairs, tokenizer)
+        eval_features = recipe.featurize(eval_pairs, tokenizer) if eval_pairs else []
     recipe.check_features([*train_features, *eval_features])
     model, collator = recipe.build_model(tokenizer, train_features, eval_features)
     # TrainingArguments are created after the model is loaded on purpose: under DeepSpeed ZeRO-3 they would
@@ -98,6 +109,7 @@ def _train(cfg: RunConfig, resume: str | None, callbacks: list[TrainerCallback])
 def _finish(cfg: RunConfig, trainer, out: Path, has_eval: bool) -> TrainResult:
     """Final evaluation (reusing the last one when it ran at this step), reliability diagram, metrics file."""
     metrics: dict[str, float] = {}
+    pairs_per_rank = tuple(gather_object([trainer.train_pairs_seen]))  # every rank takes part in the gather
     reliability = None
     h: list[float] = []
     margins: list[float] = []
@@ -113,7 +125,9 @@ def _finish(cfg: RunConfig, trainer, out: Path, has_eval: bool) -> TrainResult:
                 {cfg.loss.loss_type: calibration}, out / "reliability.png", title=f"{cfg.kind} model, eval pairs"
             )
             (out / "eval_reliability.json").write_text(json.dumps(bins_record(calibration)))
+    world = trainer.accelerator.num_processes
     if trainer.is_world_process_zero():
-        (out / "eval_metrics.json").write_text(json.dumps(metrics, indent=2))
+        (out / "eval_metrics.json").write_text(json.dumps({**metrics, "world_size": world}, indent=2))
     history_png = out / HISTORY_PLOT
-    return TrainResult(out, metrics, reliability, history_png if history_png.exists() else None, h, margins)
+    history = history_png if history_png.exists() else None
+    return TrainResult(out, metrics, reliability, history, h, margins, world, pairs_per_rank)

@@ -1,0 +1,187 @@
+"""Several processes train one model: real `torchrun` runs on CPU (gloo), compared with one process.
+
+accelerate's own check (`accelerate.test_utils.scripts.test_script`) is the model: N processes with per-device
+batch b must see the same global batches as one process with batch N*b, log the same losses and end with the same
+weights. Each run reports the world size and how many training pairs each rank put through the loss, so a run that
+silently fell back to one process fails here (`accelerate launch --cpu --num_processes 2` starts one process; only
+torchrun starts several on a machine without GPUs).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from filelock import FileLock
+from helpers import on_topic_pairs, write_jsonl
+from safetensors.torch import load_file
+from test_training import policy_overrides
+
+from mmpo.cli import main
+
+
+def torchrun(nproc: int, *mmpo_args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "mmpo.cli",
+        *mmpo_args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def report(done: subprocess.CompletedProcess) -> dict:
+    """The one JSON report on stdout (only the main process prints it)."""
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.stdout.count('"output_dir"') == 1, done.stdout
+    return json.loads(done.stdout[done.stdout.index("{") : done.stdout.rindex("}") + 1])
+
+
+def logged_losses(run_dir: Path) -> list[float]:
+    checkpoints = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    history = json.loads((checkpoints[-1] / "trainer_state.json").read_text())["log_history"]
+    return [entry["loss"] for entry in history if "loss" in entry]
+
+
+def assert_same_run(two: Path, one: Path, weights_atol: float) -> None:
+    """Same losses at every logged step (relative 1e-3) and the same final weights."""
+    losses_two, losses_one = logged_losses(two), logged_losses(one)
+    assert len(losses_two) == len(losses_one) > 2
+    torch.testing.assert_close(torch.tensor(losses_two), torch.tensor(losses_one), rtol=1e-3, atol=1e-6)
+    weights_two, weights_one = load_file(str(two / "model.safetensors")), load_file(str(one / "model.safetensors"))
+    assert weights_two.keys() == weights_one.keys()
+    for name in weights_one:
+        torch.testing.assert_close(weights_two[name], weights_one[name], rtol=0, atol=weights_atol, msg=name)
+
+
+def test_two_processes_train_a_policy_as_one_process_with_twice_the_batch(tmp_path, tiny_llama_dir):
+    """DPO-family policy: 2 ranks x 4 pairs per step equal 1 rank x 8, step by step and in the final weights; the
+    reference log-probs are scored in two shares, gathered once and cached; a second run finds the cache."""
+    common = ["train.logging_steps=1", "train.num_train_epochs=2", f"cache_dir={tmp_path}/refcache"]
+    two = policy_overrides(
+        tmp_path, tiny_llama_dir, *common, "train.per_device_train_batch_size=4", f"train.output_dir={tmp_path}/two"
+    )
+    summary = report(torchrun(2, "train", "policy", *two))
+    assert summary["world_size"] == 2
+    assert summary["train_pairs_per_rank"] == [48, 48]  # 48 pairs x 2 epochs, half on each rank
+    assert json.loads((tmp_path / "two" / "eval_metrics.json").read_text())["world_size"] == 2
+
+    one = policy_overrides(
+        tmp_path, tiny_llama_dir, *common, "train.per_device_train_batch_size=8", f"train.output_dir={tmp_path}/one"
+    )
+    assert main(["train", "policy", *one]) == 0
+    assert json.loads((tmp_path / "one" / "eval_metrics.json").read_text())["world_size"] == 1
+    assert_same_run(tmp_path / "two", tmp_path / "one", weights_atol=1e-6)
+
+    again = policy_overrides(
+        tmp_path, tiny_llama_dir, *common, "train.per_device_train_batch_size=4", f"train.output_dir={tmp_path}/again"
+    )
+    done = torchrun(2, "train", "policy", *again)
+    report(done)
+    assert "train reference log-probs from cache" in done.stderr
+    assert "reference log-probs computed" not in done.stderr
+
+
+def test_two_processes_train_a_reward_model_as_one_process_with_twice_the_batch(tmp_path, shared_data):
+    """Bradley-Terry/MMPO reward head on frozen embeddings: the main process embeds (and caches) first, the other
+    rank reads the cache; 2 x 8 pairs per step equal 1 x 16."""
+    train = write_jsonl(tmp_path / "train.jsonl", on_topic_pairs(shared_data, 0, 96))
+    evaluation = write_jsonl(tmp_path / "eval.jsonl", on_topic_pairs(shared_data, 300, 32))
+    common = [
+        "model=bundled:all-minilm-l6-v2",
+        "reward_head=frozen_encoder",
+        "head_dropout=0",
+        "max_length=96",
+        "max_prompt_length=48",
+        "overlong=truncate",
+        f"data.train_path={train}",
+        f"data.eval_path={evaluation}",
+        "loss.gamma=1.0",
+        "train.num_train_epochs=2",
+        "train.learning_rate=2e-3",
+        "train.logging_steps=1",
+        "train.report_to=[none]",
+        "train.disable_tqdm=true",
+        f"cache_dir={tmp_path}/cache",
+    ]
+    two = [*common, "train.per_device_train_batch_size=8", f"train.output_dir={tmp_path}/two"]
+    summary = report(torchrun(2, "train", "reward", *two))
+    assert summary["world_size"] == 2 and summary["train_pairs_per_rank"] == [96, 96]
+    one = [*common, "train.per_device_train_batch_size=16", f"train.output_dir={tmp_path}/one"]
+    assert main(["train", "reward", *one]) == 0
+    assert_same_run(tmp_path / "two", tmp_path / "one", weights_atol=1e-6)
+
+
+def test_two_processes_train_kto(tmp_path, tiny_llama_dir):
+    """KTO under torchrun: each rank trains on its own batches (its KL mismatches drawn inside them), and the KL
+    reference point is the mean over both ranks."""
+    rows = [
+        {"prompt": f"Is {i} a number? Answer:", "completion": " yes." if i % 2 else " no.", "score": 8.0 - 5 * (i % 2)}
+        for i in range(40)
+    ]
+    train = write_jsonl(tmp_path / "kto.jsonl", rows[:32])
+    evaluation = write_jsonl(tmp_path / "kto_eval.jsonl", rows[32:])
+    overrides = [
+        *(o for o in policy_overrides(tmp_path, tiny_llama_dir) if not o.startswith(("data.", "train.output_dir"))),
+        "data.chat_template=never",
+        f"data.train_path={train}",
+        f"data.eval_path={evaluation}",
+        "loss.loss_type=kto",
+        "train.num_train_epochs=1",
+        "train.per_device_train_batch_size=4",
+        f"train.output_dir={tmp_path}/kto",
+    ]
+    summary = report(torchrun(2, "train", "kto", *overrides))
+    assert summary["world_size"] == 2 and summary["train_pairs_per_rank"] == [16, 16]
+    assert (tmp_path / "kto" / "model.safetensors").exists()
+
+
+def test_a_busy_output_folder_stops_every_rank_at_once(tmp_path, tiny_llama_dir):
+    """The main process takes the lock; when it cannot, every rank stops with the same one-line error (none waits
+    in a collective for the main process that left)."""
+    out = tmp_path / "busy"
+    out.mkdir()
+    lock = FileLock(str(out / ".mmpo.lock"))
+    lock.acquire()
+    try:
+        started = time.monotonic()
+        done = torchrun(2, "train", "policy", *policy_overrides(tmp_path, tiny_llama_dir, f"train.output_dir={out}"))
+        elapsed = time.monotonic() - started
+    finally:
+        lock.release()
+    assert done.returncode != 0
+    assert done.stderr.count("is in use by a running mmpo run") == 2, done.stderr[-3000:]  # one line per rank
+    assert elapsed < 120
+    assert not (out / "mmpo_config.yaml").exists()
+
+
+@pytest.mark.parametrize("nproc", [2])
+def test_each_rank_resumes_from_the_checkpoint_the_main_process_chose(tmp_path, tiny_llama_dir, nproc):
+    """A stopped two-process run resumes on both ranks from its last checkpoint and ends where an uninterrupted
+    two-process run ends."""
+    common = [
+        "train.per_device_train_batch_size=4",
+        "train.save_steps=3",
+        "train.logging_steps=1",
+        "train.lr_scheduler_type=constant",  # the 3-step run's schedule must be the 6-step run's first half
+    ]
+    first = policy_overrides(tmp_path, tiny_llama_dir, *common, "train.max_steps=3", f"train.output_dir={tmp_path}/r")
+    report(torchrun(nproc, "train", "policy", *first))
+    resumed = policy_overrides(tmp_path, tiny_llama_dir, *common, "train.max_steps=6", f"train.output_dir={tmp_path}/r")
+    done = torchrun(nproc, "train", "policy", *resumed)
+    report(done)
+    assert "resuming from" in done.stderr and "checkpoint-3" in done.stderr
+    straight = policy_overrides(
+        tmp_path, tiny_llama_dir, *common, "train.max_steps=6", f"train.output_dir={tmp_path}/straight"
+    )
+    report(torchrun(nproc, "train", "policy", *straight))
+    assert_same_run(tmp_path / "r", tmp_path / "straight", weights_atol=1e-6)

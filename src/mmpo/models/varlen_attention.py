@@ -17,6 +17,8 @@ from transformers import AttentionInterface, AttentionMaskInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import sdpa_mask
 
+from mmpo.models.unwrap import unwrap_to_transformers_model
+
 VARLEN_SDPA = "mmpo_varlen_sdpa"
 
 
@@ -62,7 +64,7 @@ def packed_attention_kwargs(model: torch.nn.Module, position_ids: torch.Tensor) 
     layer (FlashAttention's ``cu_seq_lens``), for the implementations that read them; empty for the others.
 
     Given explicitly, they do not depend on a model handing its position ids to its attention layers."""
-    implementation = _implementation(_unwrapped(model))
+    implementation = _implementation(unwrap_to_transformers_model(model))
     if implementation != VARLEN_SDPA and not _is_flash(implementation):
         return {}
     bounds = packed_sequence_bounds(position_ids)
@@ -90,14 +92,6 @@ def varlen_sdpa_mask(*args, attention_mask: torch.Tensor | None = None, **kwargs
 
 AttentionInterface.register(VARLEN_SDPA, varlen_sdpa_forward)
 AttentionMaskInterface.register(VARLEN_SDPA, varlen_sdpa_mask)
-
-
-def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
-    """The transformers model inside peft and DDP-style wrappers: the one whose config names the attention."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    while hasattr(inner, "module") and not hasattr(inner, "config"):
-        inner = inner.module
-    return inner
 
 
 def _text_config(model: torch.nn.Module):
@@ -134,7 +128,7 @@ def prepare_packed_attention(model: torch.nn.Module) -> str | None:
     can stay in place); FlashAttention reads the sequence bounds itself. None for anything else (eager
     attention, sliding windows, soft-capping): there transformers would build one dense block-causal mask over
     the packed row, whose attention costs (sum of lengths)^2, so such models train on padded batches."""
-    inner = _unwrapped(model)
+    inner = unwrap_to_transformers_model(model)
     implementation = _implementation(inner)
     if supports_varlen_sdpa(inner):
         if implementation != VARLEN_SDPA:

@@ -100,10 +100,23 @@ def _train(cfg: RunConfig, resume: str | None, callbacks: list[TrainerCallback])
     if trainer.is_world_process_zero():
         SavedRun.write(cfg, out)
     trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(str(out))
+    save_final_model(trainer, out)
     if hasattr(trainer.model, "save_config") and trainer.is_world_process_zero():
         trainer.model.save_config(out)
     return _finish(cfg, trainer, out, bool(eval_features))
+
+
+def save_final_model(trainer, out: Path) -> None:
+    """The trained weights, whole, in ``out``, loadable with from_pretrained.
+
+    Checkpoints under FSDP stay sharded (SHARDED_STATE_DICT: fast to write, and resume reads them), but for that
+    type ``Trainer.save_model`` writes no weights at all; the final save therefore switches to the full state
+    dict (accelerate's ``set_state_dict_type``), which save_model does write. Under ZeRO-3,
+    ``zero3_save_16bit_model: true`` in configs/accelerate/deepspeed_zero3.yaml makes save_model gather 16-bit
+    weights the same way."""
+    if trainer.is_fsdp_enabled:
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    trainer.save_model(str(out))
 
 
 def _finish(cfg: RunConfig, trainer, out: Path, has_eval: bool) -> TrainResult:

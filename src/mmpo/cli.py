@@ -17,10 +17,11 @@ from typing import Any
 
 from mmpo import strict_json
 from mmpo.errors import ConfigError, MMPOError
+from mmpo.results_output import library_output_to_stderr, results_stream
 
 
 def print_json(value: Any) -> None:
-    print(strict_json.dumps(value), flush=True)
+    print(strict_json.dumps(value), file=results_stream(), flush=True)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -241,7 +242,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
     else:
-        print(result["table"])
+        print(result["table"], file=results_stream())
     return 0
 
 
@@ -468,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     _setup_logging(args.verbose)
     try:
-        return args.func(args)
+        with library_output_to_stderr():
+            return args.func(args)
     except MMPOError as exc:
         print(f"mmpo: error: {exc}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ from mmpo.config.paths import resolve_config_path
 from mmpo.config.schema import RunConfig
 from mmpo.metrics.calibration import pairwise_calibration
 from mmpo.metrics.plots import plot_reliability
+from mmpo.results_output import results_stream
 from mmpo.training.run import TrainResult, train_from_config
 
 DEMOS: dict[str, tuple[str, dict[str, str]]] = {
@@ -59,8 +60,12 @@ def run_demo(
         Path(output_dir) / f"reliability_{'_vs_'.join(variants.values())}.png",
         title=f"{Path(first.data.eval_path).name}: {kind} models",
     )
-    print(f"Held-out pairs ({Path(first.data.eval_path).name}), soft targets with gamma={first.eval_target_gamma:g}:")
-    print(format_table(results))
-    print(f"reliability diagram: {png}")
-    print(f"TensorBoard: tensorboard --logdir {output_dir}")
+    out = results_stream()
+    print(
+        f"Held-out pairs ({Path(first.data.eval_path).name}), soft targets with gamma={first.eval_target_gamma:g}:",
+        file=out,
+    )
+    print(format_table(results), file=out)
+    print(f"reliability diagram: {png}", file=out)
+    print(f"TensorBoard: tensorboard --logdir {output_dir}", file=out)
     return {"results": results, "reliability_png": png}

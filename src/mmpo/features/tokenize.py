@@ -50,14 +50,26 @@ def _ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def _batch_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[list[int]]:
+    """The ids of each text, in one call: a fast tokenizer encodes a batch on all cores (the same ids as one by
+    one), which is most of featurising a large pair file."""
+    return tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+
+
 def _encode_reward_input(
-    tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, policy: LengthPolicy, row: int, side: str
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: str,
+    response: str,
+    policy: LengthPolicy,
+    row: int,
+    side: str,
+    encoded: dict[str, list[int]],
 ) -> dict[str, list[int]] | None:
     """The tokenizer's own (prompt, response) pair encoding, e.g. [CLS] prompt [SEP] response [SEP] with
-    token_type_ids for BERT. Truncation keeps the end of the prompt, then cuts the response's tail."""
-    encoded = tokenizer(prompt, response)
+    token_type_ids for BERT (``encoded``, from a batch call). Truncation keeps the end of the prompt, then cuts the
+    response's tail."""
     if len(encoded["input_ids"]) <= policy.max_length:
-        return dict(encoded)
+        return encoded
     prompt_ids, response_ids = _ids(tokenizer, prompt), _ids(tokenizer, response)
     budget = policy.max_length - tokenizer.num_special_tokens_to_add(pair=True)
     fitted = _fit(prompt_ids, response_ids, budget, policy, row, f"prompt+{side}")
@@ -74,11 +86,18 @@ def tokenize_reward_pairs(
     """Each pair becomes chosen_* / rejected_* encodings (input_ids, and token_type_ids if the model uses them)."""
     out: list[RewardFeatures] = []
     dropped: list[int] = []
-    for pair in pairs:
+    sides = ("chosen", "rejected")
+    batch = (
+        tokenizer([p.prompt for p in pairs for _ in sides], [getattr(p, side) for p in pairs for side in sides])
+        if pairs
+        else {}
+    )
+    for i, pair in enumerate(pairs):
         feature = RewardFeatures(margin=pair.margin, source_row=pair.source_row, section=pair.section)
-        for side in ("chosen", "rejected"):
+        for j, side in enumerate(sides):
             response = getattr(pair, side)
-            encoded = _encode_reward_input(tokenizer, pair.prompt, response, policy, pair.source_row, side)
+            encoded = {key: values[2 * i + j] for key, values in batch.items()}
+            encoded = _encode_reward_input(tokenizer, pair.prompt, response, policy, pair.source_row, side, encoded)
             if encoded is None:
                 break
             feature[f"{side}_input_ids"] = encoded["input_ids"]
@@ -105,11 +124,12 @@ def tokenize_policy_pairs(
     budget = policy.max_length - len(bos)
     out: list[PolicyFeatures] = []
     dropped: list[int] = []
-    for pair in pairs:
-        prompt_ids = _ids(tokenizer, pair.prompt)
+    ids = _batch_ids(tokenizer, [text for p in pairs for text in (p.prompt, p.chosen, p.rejected)])
+    for i, pair in enumerate(pairs):
+        prompt_ids = ids[3 * i]
         responses = {}
-        for side in ("chosen", "rejected"):
-            response_ids = _ids(tokenizer, getattr(pair, side))
+        for j, side in enumerate(("chosen", "rejected")):
+            response_ids = ids[3 * i + 1 + j]
             if eos is not None and (not response_ids or response_ids[-1] != eos):
                 response_ids = response_ids + [eos]
             responses[side] = response_ids

@@ -92,8 +92,11 @@ def load_everything(args):
     from mmpo.features.tokenize import LengthPolicy, tokenize_policy_pairs
     from mmpo.models import BUNDLED_SMOLLM2, load_causal_lm, load_tokenizer
 
-    tokenizer = load_tokenizer(BUNDLED_SMOLLM2)
-    model = load_causal_lm(BUNDLED_SMOLLM2) if args.model == "smollm2" else tiny_llama(len(tokenizer), 0, 64, 4)
+    if args.model_path:  # any local model folder (benchmarks/gpu_check.sh builds one where the bundle is absent)
+        tokenizer, model = load_tokenizer(args.model_path), load_causal_lm(args.model_path)
+    else:
+        tokenizer = load_tokenizer(BUNDLED_SMOLLM2)
+        model = load_causal_lm(BUNDLED_SMOLLM2) if args.model == "smollm2" else tiny_llama(len(tokenizer), 0, 64, 4)
     cfg = DataConfig(on_empty="drop", chat_template="never", shuffle_seed=0)
     # real UltraFeedback pairs at their natural lengths (cut at max_length), from the sample shipped with mmpo
     if args.longest:  # the pairs whose shorter side is longest, so that long max_lengths are actually reached
@@ -199,6 +202,7 @@ def run_pair(args, max_length: int) -> dict[str, dict]:
         argv += ["--gradient-checkpointing"] if args.gradient_checkpointing else []
         argv += ["--longest"] if args.longest else []
         argv += ["--peak-tflops", str(args.peak_tflops)] if args.peak_tflops else []
+        argv += ["--model-path", args.model_path] if args.model_path else []
         out = subprocess.run(argv, capture_output=True, text=True, check=False)
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
@@ -210,6 +214,7 @@ def run_pair(args, max_length: int) -> dict[str, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["tiny", "smollm2"], default="tiny")
+    parser.add_argument("--model-path", default="", help="a local model folder instead of --model")
     parser.add_argument("--pairs", type=int, default=64)
     parser.add_argument("--max-length", type=int, nargs="+", default=[256], help="several values: a scaling table")
     parser.add_argument("--batch-size", type=int, default=8)

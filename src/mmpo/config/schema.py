@@ -73,6 +73,8 @@ class DataConfig:
     # samples SHP uniformly across score differences (a sampling, unlike the margin_quartiles filter)
     stratify_margin_quartiles: bool = False
     shuffle_seed: int = 0
+    # processes that tokenise a training file into its cached Arrow table (features/feature_table.py)
+    num_proc: int = 1
 
     def validate(self) -> None:
         check_choices(
@@ -86,6 +88,7 @@ class DataConfig:
             },
             "data.",
         )
+        check_range("data.num_proc", self.num_proc, low=1)
         # margin_scale multiplies every margin: a negative scale would flip every target, 0 would tie them all
         check_range("data.margin_scale", self.margin_scale, low=0, strict_low=True)
         check_range("data.constant_margin", self.constant_margin, low=0, strict_low=True)

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import datasets
 import torch
 from accelerate.utils import gather_object
 
@@ -27,6 +28,10 @@ from mmpo.tensor_cache import load_cached, save_atomically
 
 logger = logging.getLogger("mmpo")
 
+# Policy features as training holds them (a memory-mapped table, features/feature_table.py) or as a list of rows.
+FeatureRows = Sequence[PolicyFeatures] | datasets.Dataset
+_TOKEN_COLUMNS = ("chosen_input_ids", "chosen_completion_mask", "rejected_input_ids", "rejected_completion_mask")
+
 
 def model_fingerprint(model: torch.nn.Module) -> str:
     """Cheap content hash of the weights: per-tensor name, shape, sum and abs-sum in float64."""
@@ -38,26 +43,28 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     return digest.hexdigest()[:24]
 
 
-def features_fingerprint(features: Sequence[PolicyFeatures]) -> str:
+def features_fingerprint(features: FeatureRows) -> str:
+    """Hash of every pair's token ids and completion masks (the same for a table and for its rows as a list);
+    a table is read a batch at a time, so hashing never holds all its ids as Python lists."""
     digest = hashlib.sha256()
-    for f in features:
-        digest.update(
-            json.dumps(
-                [
-                    f["chosen_input_ids"],
-                    f["chosen_completion_mask"],
-                    f["rejected_input_ids"],
-                    f["rejected_completion_mask"],
-                ]
-            ).encode()
-        )
+    for row in _token_rows(features):
+        digest.update(json.dumps(row).encode())
     return digest.hexdigest()[:24]
+
+
+def _token_rows(features: FeatureRows):
+    if isinstance(features, datasets.Dataset):
+        for batch in features.select_columns(list(_TOKEN_COLUMNS)).iter(batch_size=1000):
+            yield from zip(*(batch[name] for name in _TOKEN_COLUMNS), strict=True)
+        return
+    for f in features:
+        yield [f[name] for name in _TOKEN_COLUMNS]
 
 
 @torch.no_grad()
 def compute_logp_stats(
     model: torch.nn.Module,
-    features: Sequence[PolicyFeatures],
+    features: FeatureRows,
     pad_token_id: int,
     batch_size: int = 8,
     bf16: bool = False,
@@ -94,7 +101,7 @@ def compute_logp_stats(
 
 def compute_reference_logps(
     model: torch.nn.Module,
-    features: Sequence[PolicyFeatures],
+    features: FeatureRows,
     pad_token_id: int,
     batch_size: int = 8,
     bf16: bool = False,
@@ -107,7 +114,7 @@ def compute_reference_logps(
 
 def cached_logp_stats(
     model: torch.nn.Module,
-    features: Sequence[PolicyFeatures],
+    features: FeatureRows,
     pad_token_id: int,
     cache_dir: str | Path,
     batch_size: int = 8,
@@ -115,10 +122,14 @@ def cached_logp_stats(
     padding_free: bool = False,
 ) -> tuple[LogpStats, LogpStats, bool]:
     """Like compute_logp_stats, through the cache. Returns (chosen, rejected, was_cached)."""
-    key = f"{model_fingerprint(model)}-{features_fingerprint(features)}-{'bf16' if bf16 else 'fp32'}"
-    path = Path(cache_dir) / f"logp_stats-{key}.safetensors"
+
+    def cache_path() -> Path:
+        key = f"{model_fingerprint(model)}-{features_fingerprint(features)}-{'bf16' if bf16 else 'fp32'}"
+        return Path(cache_dir) / f"logp_stats-{key}.safetensors"
+
     # the main process reads the cache and sends it: every rank takes the same branch (a rank that found the file
     # while another did not would wait forever in the other's gather), and ranks on other nodes need no copy
+    path = cache_path() if is_main_process() else None
     cached = decide_on_main(lambda: load_cached(path))
     if cached is not None:
         logger.info("reference log-probs: reusing cache %s", path)
@@ -138,7 +149,7 @@ def cached_logp_stats(
 
 def cached_reference_logps(
     model: torch.nn.Module,
-    features: Sequence[PolicyFeatures],
+    features: FeatureRows,
     pad_token_id: int,
     cache_dir: str | Path,
     batch_size: int = 8,
@@ -150,9 +161,18 @@ def cached_reference_logps(
     return chosen.total, rejected.total, hit
 
 
-def attach_reference_logps(features: Sequence[PolicyFeatures], chosen: torch.Tensor, rejected: torch.Tensor) -> None:
+def attach_reference_logps(features: FeatureRows, chosen: torch.Tensor, rejected: torch.Tensor) -> FeatureRows:
+    """``features`` with ``ref_chosen_logps`` / ``ref_rejected_logps``: two new columns of a table, or two keys
+    added to each row of a list."""
     if len(features) != len(chosen):
         raise ValueError(f"{len(chosen)} reference log-probs for {len(features)} pairs")
+    if isinstance(features, datasets.Dataset):
+        for name, values in (("ref_chosen_logps", chosen), ("ref_rejected_logps", rejected)):
+            if name in features.column_names:
+                features = features.remove_columns(name)
+            features = features.add_column(name, values.tolist())
+        return features
     for feature, c, r in zip(features, chosen.tolist(), rejected.tolist(), strict=True):
         feature["ref_chosen_logps"] = c
         feature["ref_rejected_logps"] = r
+    return features

@@ -81,7 +81,7 @@ def _encode_reward_input(
 
 
 def tokenize_reward_pairs(
-    pairs: list[Pair], tokenizer: PreTrainedTokenizerBase, policy: LengthPolicy
+    pairs: list[Pair], tokenizer: PreTrainedTokenizerBase, policy: LengthPolicy, report: bool = True
 ) -> list[RewardFeatures]:
     """Each pair becomes chosen_* / rejected_* encodings (input_ids, and token_type_ids if the model uses them)."""
     out: list[RewardFeatures] = []
@@ -107,12 +107,13 @@ def tokenize_reward_pairs(
             out.append(feature)
             continue
         dropped.append(pair.source_row)
-    _report_dropped(dropped, policy)
+    if report:  # a caller featurising in batches reports once, for the whole file
+        report_dropped(dropped, policy)
     return out
 
 
 def tokenize_policy_pairs(
-    pairs: list[Pair], tokenizer: PreTrainedTokenizerBase, policy: LengthPolicy
+    pairs: list[Pair], tokenizer: PreTrainedTokenizerBase, policy: LengthPolicy, report: bool = True
 ) -> list[PolicyFeatures]:
     """prompt + response + EOS, with a mask marking the response tokens whose log-probs are scored."""
     eos = tokenizer.eos_token_id
@@ -146,11 +147,12 @@ def tokenize_policy_pairs(
             encoded[f"{side}_input_ids"] = bos + p_ids + r_ids
             encoded[f"{side}_completion_mask"] = [0] * (len(bos) + len(p_ids)) + [1] * len(r_ids)
         out.append(PolicyFeatures(margin=pair.margin, source_row=pair.source_row, section=pair.section, **encoded))
-    _report_dropped(dropped, policy)
+    if report:  # a caller featurising in batches reports once, for the whole file
+        report_dropped(dropped, policy)
     return out
 
 
-def _report_dropped(dropped: list[int], policy: LengthPolicy) -> None:
+def report_dropped(dropped: list[int], policy: LengthPolicy) -> None:
     if dropped:
         logger.warning(
             "dropped %d over-long pairs (> %d tokens) as configured (first rows: %s)",

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import datasets
 import torch
 from transformers import PreTrainedTokenizerBase
 
@@ -22,13 +23,14 @@ from mmpo.distributed import process_state
 from mmpo.errors import ConfigError
 from mmpo.features.collators import EmbeddingPairCollator, PackedPolicyCollator, PolicyCollator, RewardCollator
 from mmpo.features.embedding_features import check_text_lengths, embed_pairs
+from mmpo.features.feature_table import build_feature_table, dropped_rows, features_key
 from mmpo.features.reference import attach_reference_logps, cached_reference_logps
-from mmpo.features.tokenize import LengthPolicy, tokenize_policy_pairs, tokenize_reward_pairs
+from mmpo.features.tokenize import LengthPolicy, report_dropped, tokenize_policy_pairs, tokenize_reward_pairs
 from mmpo.models.embeddings import SentenceEmbedder
 from mmpo.models.loading import LoadOptions, load_causal_lm, load_reward_model, load_tokenizer
 from mmpo.models.reward_head import FrozenEncoderRewardHead
 from mmpo.models.varlen_attention import prepare_packed_attention
-from mmpo.records import Features, Pair, PolicyFeatures
+from mmpo.records import Pair
 from mmpo.training.base_trainer import PairwiseTrainer
 from mmpo.training.kto_trainer import KTOTrainer
 from mmpo.training.lora import maybe_wrap_lora
@@ -41,6 +43,17 @@ logger = logging.getLogger("mmpo")
 def resolve_cache_dir(cfg: RunConfig) -> str:
     """Where reference log-probs and embeddings are cached: shared by sibling runs (sweeps, baselines)."""
     return cfg.cache_dir or str(Path(cfg.train.output_dir).parent / "cache")
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """What a recipe hands the Trainer: the model to train, its collator, and the features it trains and
+    evaluates on (with reference log-probs attached, for policies)."""
+
+    model: torch.nn.Module
+    collator: object
+    train: datasets.Dataset
+    evaluation: datasets.Dataset | None
 
 
 class Recipe(ABC):
@@ -70,18 +83,33 @@ class Recipe(ABC):
         return train, evaluation
 
     @abstractmethod
-    def featurize(self, pairs: list[Pair], tokenizer: PreTrainedTokenizerBase) -> list[Features]:
+    def featurize(self, pairs: list[Pair], tokenizer: PreTrainedTokenizerBase) -> datasets.Dataset:
         """Model inputs of each pair (token ids or embeddings); over-long pairs follow cfg.overlong."""
 
     @abstractmethod
     def build_model(
-        self, tokenizer: PreTrainedTokenizerBase, train: Sequence[Features], evaluation: Sequence[Features]
-    ) -> tuple[torch.nn.Module, object]:
-        """(model to train, collator)."""
+        self, tokenizer: PreTrainedTokenizerBase, train: datasets.Dataset, evaluation: datasets.Dataset | None
+    ) -> TrainingSetup:
+        """The model to train, its collator and the features as training reads them."""
 
-    def check_features(self, features: Sequence[Features]) -> None:
+    def check_features(self, features: datasets.Dataset) -> None:
         """Refuse data the loss cannot train on, before the first step rather than in the middle."""
         return None
+
+    def tokenized_table(
+        self, pairs: list[Pair], tokenizer: PreTrainedTokenizerBase, featurizer: str, tokenize
+    ) -> datasets.Dataset:
+        """``tokenize`` (pairs, tokenizer, length policy) through the cached Arrow table of features_key."""
+        key = features_key(pairs, tokenizer, featurizer, self.length)
+        table = build_feature_table(
+            pairs,
+            lambda batch: tokenize(batch, tokenizer, self.length, report=False),
+            key,
+            resolve_cache_dir(self.cfg),
+            self.cfg.data.num_proc,
+        )
+        report_dropped(dropped_rows(pairs, table), self.length)
+        return table
 
 
 class FrozenEncoderRewardRecipe(Recipe):
@@ -92,11 +120,12 @@ class FrozenEncoderRewardRecipe(Recipe):
     def featurize(self, pairs, tokenizer):
         kept = check_text_lengths(pairs, tokenizer, self.length)
         embedder = SentenceEmbedder(self.cfg.model, max_length=self.cfg.max_length)
-        return embed_pairs(kept, embedder, resolve_cache_dir(self.cfg))
+        return datasets.Dataset.from_list(embed_pairs(kept, embedder, resolve_cache_dir(self.cfg)))
 
     def build_model(self, tokenizer, train, evaluation):
         dim = len(train[0]["prompt_embedding"])
-        return FrozenEncoderRewardHead(dim, self.cfg.head_hidden_dim, self.cfg.head_dropout), EmbeddingPairCollator()
+        head = FrozenEncoderRewardHead(dim, self.cfg.head_hidden_dim, self.cfg.head_dropout)
+        return TrainingSetup(head, EmbeddingPairCollator(), train, evaluation)
 
 
 class SequenceClassificationRewardRecipe(Recipe):
@@ -105,12 +134,12 @@ class SequenceClassificationRewardRecipe(Recipe):
     trainer_class = RewardTrainer
 
     def featurize(self, pairs, tokenizer):
-        return tokenize_reward_pairs(pairs, tokenizer, self.length)
+        return self.tokenized_table(pairs, tokenizer, "reward", tokenize_reward_pairs)
 
     def build_model(self, tokenizer, train, evaluation):
         cfg = self.cfg
-        model = load_reward_model(cfg.model, self.load_options())
-        return maybe_wrap_lora(model, cfg.lora, "SEQ_CLS"), RewardCollator(tokenizer.pad_token_id)
+        model = maybe_wrap_lora(load_reward_model(cfg.model, self.load_options()), cfg.lora, "SEQ_CLS")
+        return TrainingSetup(model, RewardCollator(tokenizer.pad_token_id), train, evaluation)
 
 
 class PolicyRecipe(Recipe):
@@ -120,19 +149,21 @@ class PolicyRecipe(Recipe):
     packed = False  # set by build_model: padding-free batches, when the config and the model allow them
 
     def featurize(self, pairs, tokenizer):
-        return tokenize_policy_pairs(pairs, tokenizer, self.length)
+        return self.tokenized_table(pairs, tokenizer, "policy", tokenize_policy_pairs)
 
     def build_model(self, tokenizer, train, evaluation):
         cfg = self.cfg
         model = load_causal_lm(cfg.model, self.load_options())
         self.packed = cfg.padding_free and self.use_packed_rows(model)
         if cfg.loss.needs_reference:
-            self.precompute_reference(model, tokenizer.pad_token_id, {"train": train, "eval": evaluation})
+            train = self.with_reference(model, tokenizer.pad_token_id, "train", train)
+            if evaluation is not None:
+                evaluation = self.with_reference(model, tokenizer.pad_token_id, "eval", evaluation)
         model = maybe_wrap_lora(model, cfg.lora, "CAUSAL_LM")
         if cfg.train.gradient_checkpointing:
             model.config.use_cache = False
         collator = PackedPolicyCollator if self.packed else PolicyCollator
-        return model, collator(tokenizer.pad_token_id)
+        return TrainingSetup(model, collator(tokenizer.pad_token_id), train, evaluation)
 
     @staticmethod
     def use_packed_rows(model: torch.nn.Module) -> bool:
@@ -149,11 +180,11 @@ class PolicyRecipe(Recipe):
         logger.info("padding-free batches: attention by %s", attention)
         return True
 
-    def precompute_reference(
-        self, model: torch.nn.Module, pad_token_id: int, feature_sets: dict[str, Sequence[PolicyFeatures]]
-    ) -> None:
-        """Attach cached-or-computed reference log-probs to every feature, with the model as it is now
-        (before LoRA adapters or any training step, so it *is* the reference)."""
+    def with_reference(
+        self, model: torch.nn.Module, pad_token_id: int, name: str, features: datasets.Dataset
+    ) -> datasets.Dataset:
+        """``features`` with cached-or-computed reference log-probs, scored by the model as it is now (before LoRA
+        adapters or any training step, so it *is* the reference)."""
         if any(hasattr(p, "ds_id") for p in model.parameters()):
             raise ConfigError(
                 "the model was loaded already partitioned by DeepSpeed ZeRO-3 (zero3_init_flag: true), so "
@@ -162,25 +193,22 @@ class PolicyRecipe(Recipe):
             )
         model.to(process_state().device)
         cfg = self.cfg
-        for name, features in feature_sets.items():
-            if not features:
-                continue
-            chosen, rejected, hit = cached_reference_logps(
-                model,
-                features,
-                pad_token_id,
-                resolve_cache_dir(cfg),
-                cfg.train.per_device_eval_batch_size,
-                cfg.train.bf16,
-                self.packed,
-            )
-            attach_reference_logps(features, chosen, rejected)
-            logger.info("%s reference log-probs %s", name, "from cache" if hit else "computed")
+        chosen, rejected, hit = cached_reference_logps(
+            model,
+            features,
+            pad_token_id,
+            resolve_cache_dir(cfg),
+            cfg.train.per_device_eval_batch_size,
+            cfg.train.bf16,
+            self.packed,
+        )
+        logger.info("%s reference log-probs %s", name, "from cache" if hit else "computed")
+        return attach_reference_logps(features, chosen, rejected)
 
     def check_features(self, features):
         """ODPO takes log(m), so a tie would crash mid-training; refuse it up front."""
         if self.cfg.loss.loss_type == "odpo":
-            bad = [f["source_row"] for f in features if f["margin"] <= 0]
+            bad = [row for row, m in zip(features["source_row"], features["margin"], strict=True) if m <= 0]
             if bad:
                 raise ConfigError(
                     f"loss_type odpo needs margin > 0 but rows {bad[:10]} have margin <= 0; "

@@ -11,7 +11,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import datasets
 import torch
 from accelerate.utils import gather_object
 from transformers import TrainerCallback
@@ -76,19 +75,24 @@ def _train(cfg: RunConfig, resume: str | None, callbacks: list[TrainerCallback])
     recipe = recipe_for(cfg)
     tokenizer = recipe.load_tokenizer()
     train_pairs, eval_pairs = recipe.load_pairs(tokenizer)
-    with main_process_first():  # the main process fills the on-disk caches (embeddings), the others then read them
+    # the main process builds the on-disk feature tables and embedding caches, the others then open them
+    with main_process_first():
         train_features = recipe.featurize(train_pairs, tokenizer)
-        eval_features = recipe.featurize(eval_pairs, tokenizer) if eval_pairs else []
-    recipe.check_features([*train_features, *eval_features])
-    model, collator = recipe.build_model(tokenizer, train_features, eval_features)
+        eval_features = recipe.featurize(eval_pairs, tokenizer) if eval_pairs else None
+    del train_pairs, eval_pairs  # the features are all training needs
+    for features in (train_features, eval_features):
+        if features is not None:
+            recipe.check_features(features)
+    setup = recipe.build_model(tokenizer, train_features, eval_features)
+    has_eval = setup.evaluation is not None and len(setup.evaluation) > 0
     # TrainingArguments are created after the model is loaded on purpose: under DeepSpeed ZeRO-3 they would
     # make from_pretrained partition the weights at load time, before the reference pass needs them whole.
     trainer = recipe.trainer_class(
-        model=model,
-        args=build_training_arguments(cfg.train, has_eval=bool(eval_features)),
-        data_collator=collator,
-        train_dataset=datasets.Dataset.from_list(train_features),
-        eval_dataset=datasets.Dataset.from_list(eval_features) if eval_features else None,
+        model=setup.model,
+        args=build_training_arguments(cfg.train, has_eval=has_eval),
+        data_collator=setup.collator,
+        train_dataset=setup.train,
+        eval_dataset=setup.evaluation if has_eval else None,
         processing_class=tokenizer,
         loss=cfg.loss,
         ece_bins=cfg.ece_bins,
@@ -103,7 +107,7 @@ def _train(cfg: RunConfig, resume: str | None, callbacks: list[TrainerCallback])
     save_final_model(trainer, out)
     if hasattr(trainer.model, "save_config") and trainer.is_world_process_zero():
         trainer.model.save_config(out)
-    return _finish(cfg, trainer, out, bool(eval_features))
+    return _finish(cfg, trainer, out, has_eval)
 
 
 def save_final_model(trainer, out: Path) -> None:

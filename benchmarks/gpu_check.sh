@@ -49,6 +49,14 @@ run_sharded() {  # name, accelerate config
       "${TRAIN[@]}" "train.output_dir=$OUT/$name" > "$OUT/$name.json" 2> "$OUT/$name.log"; then
     echo "{\"check\": \"$name train\", \"seconds\": $((SECONDS - start)), \"ok\": true}"
     $PY benchmarks/gpu_check_reload.py "$OUT/$name" || echo "{\"check\": \"$name reload\", \"ok\": false}"
+    # resume from its (sharded, under FSDP) checkpoint-12: 4 more steps
+    if $PY -m accelerate.commands.launch --config_file "$config" --num_processes 1 -m mmpo.cli "${TRAIN[@]}" \
+        train.max_steps=16 "train.output_dir=$OUT/$name" > "$OUT/$name-resume.json" 2> "$OUT/$name-resume.log" \
+        && grep -q "resuming from .*checkpoint-12" "$OUT/$name-resume.log"; then
+      echo "{\"check\": \"$name resume\", \"ok\": true}"
+    else
+      echo "{\"check\": \"$name resume\", \"ok\": false}"
+    fi
   else
     echo "{\"check\": \"$name train\", \"ok\": false, \"log_tail\": $(tail -c 1500 "$OUT/$name.log" | $PY -c 'import json,sys; print(json.dumps(sys.stdin.read()))')}"
   fi

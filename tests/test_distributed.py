@@ -64,11 +64,17 @@ def assert_same_run(two: Path, one: Path, weights_atol: float) -> None:
 
 
 def test_two_processes_train_a_policy_as_one_process_with_twice_the_batch(tmp_path, tiny_llama_dir):
-    """DPO-family policy: 2 ranks x 4 pairs per step equal 1 rank x 8, step by step and in the final weights; the
-    reference log-probs are scored in two shares, gathered once and cached; a second run finds the cache."""
-    common = ["train.logging_steps=1", "train.num_train_epochs=2", f"cache_dir={tmp_path}/refcache"]
+    """DPO-family policy: 2 ranks x 4 pairs per step equal 1 rank x 8, step by step and in the final weights. The
+    two-rank run scores the reference log-probs in two shares and gathers them; the one-process run scores them
+    whole in a cache of its own, and both caches hold the same numbers. A second two-rank run finds the cache."""
+    common = ["train.logging_steps=1", "train.num_train_epochs=2"]
     two = policy_overrides(
-        tmp_path, tiny_llama_dir, *common, "train.per_device_train_batch_size=4", f"train.output_dir={tmp_path}/two"
+        tmp_path,
+        tiny_llama_dir,
+        *common,
+        "train.per_device_train_batch_size=4",
+        f"train.output_dir={tmp_path}/two",
+        f"cache_dir={tmp_path}/cache-two",
     )
     summary = report(torchrun(2, "train", "policy", *two))
     assert summary["world_size"] == 2
@@ -76,14 +82,31 @@ def test_two_processes_train_a_policy_as_one_process_with_twice_the_batch(tmp_pa
     assert json.loads((tmp_path / "two" / "eval_metrics.json").read_text())["world_size"] == 2
 
     one = policy_overrides(
-        tmp_path, tiny_llama_dir, *common, "train.per_device_train_batch_size=8", f"train.output_dir={tmp_path}/one"
+        tmp_path,
+        tiny_llama_dir,
+        *common,
+        "train.per_device_train_batch_size=8",
+        f"train.output_dir={tmp_path}/one",
+        f"cache_dir={tmp_path}/cache-one",
     )
     assert main(["train", "policy", *one]) == 0
     assert json.loads((tmp_path / "one" / "eval_metrics.json").read_text())["world_size"] == 1
+    caches = [sorted((tmp_path / name).glob("logp_stats-*.safetensors")) for name in ("cache-two", "cache-one")]
+    assert [p.name for p in caches[0]] == [p.name for p in caches[1]] and len(caches[0]) == 2  # train and eval
+    for gathered, whole in zip(*caches, strict=True):
+        for side in ("chosen", "rejected"):
+            torch.testing.assert_close(
+                load_file(str(gathered))[side], load_file(str(whole))[side], rtol=1e-6, atol=1e-5
+            )
     assert_same_run(tmp_path / "two", tmp_path / "one", weights_atol=1e-6)
 
     again = policy_overrides(
-        tmp_path, tiny_llama_dir, *common, "train.per_device_train_batch_size=4", f"train.output_dir={tmp_path}/again"
+        tmp_path,
+        tiny_llama_dir,
+        *common,
+        "train.per_device_train_batch_size=4",
+        f"train.output_dir={tmp_path}/again",
+        f"cache_dir={tmp_path}/cache-two",
     )
     done = torchrun(2, "train", "policy", *again)
     report(done)

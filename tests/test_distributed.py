@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 from filelock import FileLock
-from helpers import on_topic_pairs, write_jsonl
+from helpers import write_jsonl
 from safetensors.torch import load_file
-from test_training import policy_overrides
+from test_training import policy_overrides, reward_overrides
 
 from mmpo.cli import main
 
@@ -117,25 +117,15 @@ def test_two_processes_train_a_policy_as_one_process_with_twice_the_batch(tmp_pa
 def test_two_processes_train_a_reward_model_as_one_process_with_twice_the_batch(tmp_path, shared_data):
     """Bradley-Terry/MMPO reward head on frozen embeddings: the main process embeds (and caches) first, the other
     rank reads the cache; 2 x 8 pairs per step equal 1 x 16."""
-    train = write_jsonl(tmp_path / "train.jsonl", on_topic_pairs(shared_data, 0, 96))
-    evaluation = write_jsonl(tmp_path / "eval.jsonl", on_topic_pairs(shared_data, 300, 32))
-    common = [
-        "model=bundled:all-minilm-l6-v2",
-        "reward_head=frozen_encoder",
-        "head_dropout=0",
-        "max_length=96",
-        "max_prompt_length=48",
-        "overlong=truncate",
-        f"data.train_path={train}",
-        f"data.eval_path={evaluation}",
-        "loss.gamma=1.0",
+    common = reward_overrides(
+        tmp_path,
+        shared_data,
+        "head_dropout=0",  # dropout draws differ per rank
         "train.num_train_epochs=2",
-        "train.learning_rate=2e-3",
         "train.logging_steps=1",
-        "train.report_to=[none]",
-        "train.disable_tqdm=true",
-        f"cache_dir={tmp_path}/cache",
-    ]
+        train_pairs=96,
+        eval_pairs=32,
+    )
     two = [*common, "train.per_device_train_batch_size=8", f"train.output_dir={tmp_path}/two"]
     summary = report(torchrun(2, "train", "reward", *two))
     assert summary["world_size"] == 2 and summary["train_pairs_per_rank"] == [96, 96]

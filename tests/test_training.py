@@ -25,31 +25,32 @@ def eval_report(tmp_path, model_dir, kind: str, data, *options: str) -> dict:
     return json.loads((out / "report.json").read_text())
 
 
+def reward_overrides(tmp_path, shared_data, *overrides, train_pairs: int = 240, eval_pairs: int = 80) -> list[str]:
+    """KEY=VALUE settings of the toy reward run (frozen MiniLM head), usable in-process and on the command line."""
+    train = write_jsonl(tmp_path / "train.jsonl", on_topic_pairs(shared_data, 0, train_pairs))
+    evaluation = write_jsonl(tmp_path / "eval.jsonl", on_topic_pairs(shared_data, 300, eval_pairs))
+    return [
+        "model=bundled:all-minilm-l6-v2",
+        "reward_head=frozen_encoder",
+        "max_length=96",
+        "max_prompt_length=48",
+        "overlong=truncate",
+        f"data.train_path={train}",
+        f"data.eval_path={evaluation}",
+        "loss.gamma=1.0",
+        "train.num_train_epochs=8",
+        "train.learning_rate=2e-3",
+        "train.per_device_train_batch_size=16",
+        "train.report_to=[none]",
+        "train.disable_tqdm=true",
+        f"train.output_dir={tmp_path}/run",
+        f"cache_dir={tmp_path}/cache",
+        *overrides,
+    ]
+
+
 def reward_config(tmp_path, shared_data, *overrides):
-    train = write_jsonl(tmp_path / "train.jsonl", on_topic_pairs(shared_data, 0, 240))
-    evaluation = write_jsonl(tmp_path / "eval.jsonl", on_topic_pairs(shared_data, 300, 80))
-    return load_config(
-        None,
-        [
-            "kind=reward",
-            "model=bundled:all-minilm-l6-v2",
-            "reward_head=frozen_encoder",
-            "max_length=96",
-            "max_prompt_length=48",
-            "overlong=truncate",
-            f"data.train_path={train}",
-            f"data.eval_path={evaluation}",
-            "loss.gamma=1.0",
-            "train.num_train_epochs=8",
-            "train.learning_rate=2e-3",
-            "train.per_device_train_batch_size=16",
-            "train.report_to=[none]",
-            "train.disable_tqdm=true",
-            f"train.output_dir={tmp_path}/run",
-            f"cache_dir={tmp_path}/cache",
-            *overrides,
-        ],
-    )
+    return load_config(None, ["kind=reward", *reward_overrides(tmp_path, shared_data, *overrides)])
 
 
 @pytest.mark.parametrize("loss_type", ["mmpo", "bt"])

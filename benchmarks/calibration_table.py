@@ -11,7 +11,9 @@ the MMPO / BT ratio of each metric.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
+from pathlib import Path
 
 from transformers.utils import logging as hf_logging
 
@@ -32,6 +34,8 @@ def main() -> None:
     runs: dict[str, list[dict]] = {"mmpo": [], "bt": []}
     for seed in args.seeds:
         for loss_type in runs:
+            out = Path(args.output_dir) / f"{loss_type}-seed{seed}"
+            shutil.rmtree(out, ignore_errors=True)  # this benchmark's own run folder: each run starts fresh
             cfg = load_config(
                 resolve_config_path("embedded_reward"),
                 [
@@ -42,7 +46,7 @@ def main() -> None:
                     "train.disable_tqdm=true",
                     "train.resume_from_checkpoint=none",
                     "train.save_total_limit=1",
-                    f"train.output_dir={args.output_dir}/{loss_type}-seed{seed}",
+                    f"train.output_dir={out}",
                 ],
             )
             metrics = train_from_config(cfg).metrics

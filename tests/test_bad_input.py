@@ -464,3 +464,84 @@ def test_rewardbench_scoring_refuses_a_tokenizer_without_chat_template(tmp_path,
 def test_rewardbench_length_and_reduction_flags(tmp_path, capsys, extra, expected):
     argv = ["eval", "--model", str(tmp_path), "--kind", "policy", "--benchmark", "rewardbench"]
     assert one_line_error(capsys, *argv, "--data", rb_file(tmp_path), *extra) == expected
+
+
+# --- runs and files that must not be silently replaced or trusted ---------------------------------------------------
+
+
+def test_starting_fresh_over_an_earlier_runs_checkpoints_is_refused(good_file, tmp_path, capsys):
+    """With resume_from_checkpoint=none the old checkpoints would stay the newest, and a later plain re-run of the same
+    command would resume from them and overwrite the fresh model: the folder is refused before anything loads."""
+    old = tmp_path / "out" / "checkpoint-40"
+    old.mkdir(parents=True)
+    (old / "trainer_state.json").write_text("{}")
+    got = one_line_error(
+        capsys,
+        "train",
+        "policy",
+        f"data.train_path={good_file}",
+        f"train.output_dir={tmp_path}/out",
+        "train.resume_from_checkpoint=none",
+    )
+    assert got == (
+        f"train.resume_from_checkpoint=none, but {tmp_path}/out holds checkpoints of an earlier run (checkpoint-40); "
+        "choose a new train.output_dir, or remove them to start over there"
+    )
+
+
+def test_an_unreadable_cache_file_is_named_removed_and_computed_again(tmp_path, tiny_llama_dir, caplog):
+    """A reference log-prob cache cut short and an embedding shard of garbage: each is named in a warning, removed,
+    and computed again; the numbers equal a run that had no cache at all."""
+    from safetensors.torch import save_file
+
+    from mmpo.features.reference import cached_logp_stats
+    from mmpo.features.tokenize import LengthPolicy, tokenize_policy_pairs
+    from mmpo.models import BUNDLED_ENCODER, load_causal_lm, load_tokenizer
+    from mmpo.models.embeddings import SentenceEmbedder
+    from mmpo.records import Pair
+
+    tokenizer = load_tokenizer(str(tiny_llama_dir))
+    model = load_causal_lm(str(tiny_llama_dir))
+    pairs = [Pair(f"Is {i} even?", " yes", " no, it is odd", 1.0, i) for i in range(6)]
+    features = tokenize_policy_pairs(pairs, tokenizer, LengthPolicy(64, 32))
+    fresh = cached_logp_stats(model, features, tokenizer.pad_token_id, tmp_path / "a")
+    (cache_file,) = (tmp_path / "a").glob("logp_stats-*.safetensors")
+    cache_file.write_bytes(cache_file.read_bytes()[:100])  # cut short, as a full disk or a killed copy leaves it
+    with caplog.at_level("WARNING", logger="mmpo"):
+        again = cached_logp_stats(model, features, tokenizer.pad_token_id, tmp_path / "a")
+    assert again[2] is False  # not a hit: computed again
+    assert f"cache file {cache_file} is unreadable" in caplog.text
+    torch.testing.assert_close(again[0].total, fresh[0].total)
+    assert cached_logp_stats(model, features, tokenizer.pad_token_id, tmp_path / "a")[2] is True  # rewritten
+
+    embedder = SentenceEmbedder(BUNDLED_ENCODER, max_length=32)
+    texts = ["one text", "another text"]
+    expected = embedder.cached_embed(texts, tmp_path / "emb")
+    (shard,) = (tmp_path / "emb").glob("embeddings-*/*.safetensors")
+    save_file({"something": torch.zeros(2)}, str(shard))  # readable, but not an embedding shard
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mmpo"):
+        got = embedder.cached_embed(texts, tmp_path / "emb")
+    assert f"cache file {shard} is unreadable (no digests, embeddings in it)" in caplog.text
+    torch.testing.assert_close(got, expected)
+
+
+def test_an_unreadable_feature_table_is_built_again(tmp_path, smollm2_tokenizer, caplog):
+    from mmpo.features.feature_table import build_feature_table, features_key
+    from mmpo.features.tokenize import LengthPolicy, tokenize_policy_pairs
+    from mmpo.records import Pair
+
+    pairs = [Pair(f"Is {i} even?", " yes", " no", 1.0, i) for i in range(5)]
+    length = LengthPolicy(64, 32)
+    key = features_key(pairs, smollm2_tokenizer, "policy", length)
+
+    def featurize(batch):
+        return tokenize_policy_pairs(batch, smollm2_tokenizer, length, report=False)
+
+    first = build_feature_table(pairs, featurize, key, tmp_path).to_list()
+    (arrow,) = (tmp_path / f"features-{key}").glob("*.arrow")
+    arrow.write_bytes(arrow.read_bytes()[:64])
+    with caplog.at_level("WARNING", logger="mmpo"):
+        again = build_feature_table(pairs, featurize, key, tmp_path)
+    assert "is unreadable" in caplog.text and f"features-{key}" in caplog.text
+    assert again.to_list() == first

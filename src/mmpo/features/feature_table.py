@@ -79,8 +79,15 @@ def build_feature_table(
     """The features of ``pairs`` (``featurize`` may drop pairs, never add any) as a memory-mapped table."""
     folder = Path(cache_dir) / f"features-{key}"
     if (folder / "state.json").exists():
-        logger.info("features: reusing %s", folder)
-        return datasets.load_from_disk(str(folder))
+        try:
+            table = datasets.load_from_disk(str(folder))
+            if len(table):
+                table[len(table) - 1]  # the end of the file is there: a table cut short fails here, not mid-run
+            logger.info("features: reusing %s", folder)
+            return table
+        except (OSError, ValueError) as exc:  # pyarrow's read errors are both kinds
+            logger.warning("cache table %s is unreadable (%s): building it again", folder, type(exc).__name__)
+            shutil.rmtree(folder, ignore_errors=True)
     columns = _columns(pairs, featurize)
 
     def batch(rows: dict[str, list[int]]) -> dict[str, list]:

@@ -130,7 +130,7 @@ def cached_logp_stats(
     # the main process reads the cache and sends it: every rank takes the same branch (a rank that found the file
     # while another did not would wait forever in the other's gather), and ranks on other nodes need no copy
     path = cache_path() if is_main_process() else None
-    cached = decide_on_main(lambda: load_cached(path))
+    cached = decide_on_main(lambda: load_cached(path, ("chosen", "rejected")))
     if cached is not None:
         logger.info("reference log-probs: reusing cache %s", path)
         return LogpStats(*cached["chosen"]), LogpStats(*cached["rejected"]), True

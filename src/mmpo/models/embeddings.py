@@ -85,7 +85,9 @@ def _read_shards(folder: Path) -> dict[bytes, torch.Tensor]:
     """Digest -> embedding of every text cached in ``folder``."""
     table: dict[bytes, torch.Tensor] = {}
     for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
-        shard = load_cached(path)
+        shard = load_cached(path, ("digests", "embeddings"))
+        if shard is None:  # unreadable: removed, its texts are embedded again
+            continue
         for digest, row in zip(shard["digests"].tolist(), shard["embeddings"], strict=True):
             table[bytes(digest)] = row
     return table

@@ -35,13 +35,15 @@ def is_complete_checkpoint(folder: Path) -> bool:
     return True
 
 
+def _checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
+    """(step, folder) of every ``checkpoint-N`` in ``output_dir``, newest first."""
+    found = ((int(m.group(1)), p) for p in output_dir.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name)))
+    return sorted(found, reverse=True)
+
+
 def last_complete_checkpoint(output_dir: Path) -> str | None:
     """The newest complete ``checkpoint-N`` in ``output_dir``; incomplete newer ones are skipped with a warning."""
-    found = sorted(
-        ((int(m.group(1)), p) for p in output_dir.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name))),
-        reverse=True,
-    )
-    for _, folder in found:
+    for _, folder in _checkpoints(output_dir):
         if is_complete_checkpoint(folder):
             return str(folder)
         logger.warning("skipping %s: incomplete (the run was killed while saving it)", folder)
@@ -52,7 +54,17 @@ def resolve_resume(cfg: RunConfig) -> str | None:
     """'' = latest checkpoint in output_dir if any (so re-running a killed command resumes), 'none' = fresh,
     else a checkpoint folder, which must exist."""
     choice = cfg.train.resume_from_checkpoint
+    out = Path(cfg.train.output_dir)
     if choice == "none":
+        # a fresh run beside an older run's checkpoints would leave them the newest: a later plain re-run of this
+        # command would resume from them and overwrite the new model with the old run's continuation
+        stale = _checkpoints(out) if out.is_dir() else []
+        if stale:
+            raise ConfigError(
+                f"train.resume_from_checkpoint=none, but {out} holds checkpoints of an earlier run "
+                f"({', '.join(p.name for _, p in stale[:3])}{', ...' if len(stale) > 3 else ''}); choose a new "
+                "train.output_dir, or remove them to start over there"
+            )
         return None
     if choice:
         path = Path(choice).expanduser()
@@ -60,7 +72,6 @@ def resolve_resume(cfg: RunConfig) -> str | None:
             what = "does not exist" if not path.exists() else f"is not a checkpoint folder (no {TRAINER_STATE})"
             raise ConfigError(f"train.resume_from_checkpoint: {choice!r} {what}")
         return str(path)
-    out = Path(cfg.train.output_dir)
     return last_complete_checkpoint(out) if out.is_dir() else None
 
 

@@ -218,3 +218,55 @@ def test_mt_bench_summary_per_turn_and_category(shared_data):
     assert got["mt_bench/overall"] == pytest.approx(6.0)
     assert got["mt_bench/category/writing"] == 7.0 and got["mt_bench/category/math"] == 4.0
     assert got["mt_bench/unparsed"] == 1
+
+
+class RecordingServer(BaseHTTPRequestHandler):
+    """Another origin: records the headers of every request that reaches it."""
+
+    seen: list[dict] = []
+
+    def do_POST(self):  # noqa: N802
+        type(self).seen.append(dict(self.headers))
+        payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": "Rating: [[9]]"}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST  # noqa: N815  (urllib turns a redirected POST into a GET for 301-303)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("status", [302, 307, 308])
+def test_a_redirect_is_not_followed_and_the_key_stays_home(status, monkeypatch):
+    other = ThreadingHTTPServer(("127.0.0.1", 0), RecordingServer)
+    target = f"http://127.0.0.1:{other.server_address[1]}/v1/chat/completions"
+
+    class Redirecting(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(status)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    home = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    for server in (home, other):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("MMPO_TEST_KEY", "sk-secret")
+    RecordingServer.seen = []
+    try:
+        endpoint = ChatEndpoint(
+            base_url=f"http://127.0.0.1:{home.server_address[1]}/v1", api_key_env="MMPO_TEST_KEY", max_retries=1
+        )
+        with pytest.raises(ChatRequestFailed, match=f"HTTP {status}: .* redirects to {target}; redirects are not"):
+            endpoint.complete([{"role": "user", "content": "hi"}])
+        assert RecordingServer.seen == []  # nothing, and so no Authorization header, reached the other origin
+    finally:
+        home.shutdown()
+        other.shutdown()

@@ -15,6 +15,19 @@ import urllib.request
 from dataclasses import dataclass
 
 RETRY_STATUS = (408, 409, 429, 500, 502, 503, 504)
+REDIRECT_STATUS = (301, 302, 303, 307, 308)
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib follows redirects with every header of the request, the API key included, to whatever host the
+    Location names. A chat endpoint has no reason to redirect a POST, so none is followed: the redirect surfaces as
+    the HTTPError it is, and the key never reaches another origin."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects)
 
 
 class ChatRequestFailed(RuntimeError):
@@ -54,10 +67,16 @@ class ChatEndpoint:
             request = urllib.request.Request(url, data=body, headers=headers, method="POST")
             wait = self.backoff_s * 2**attempt
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                with _OPENER.open(request, timeout=self.timeout_s) as response:
                     payload = json.loads(response.read())
                 return payload["choices"][0]["message"]["content"] or ""
             except urllib.error.HTTPError as exc:
+                if exc.code in REDIRECT_STATUS:
+                    target = exc.headers.get("Location", "?") if exc.headers else "?"
+                    raise ChatRequestFailed(
+                        f"HTTP {exc.code}: {url} redirects to {target}; redirects are not followed (the API key would "
+                        "go with them): use the final address as the base URL"
+                    ) from None
                 last_error = f"HTTP {exc.code}: {exc.read()[:200].decode(errors='replace')}"
                 if exc.code not in RETRY_STATUS:
                     raise ChatRequestFailed(last_error) from None

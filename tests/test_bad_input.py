@@ -545,3 +545,35 @@ def test_an_unreadable_feature_table_is_built_again(tmp_path, smollm2_tokenizer,
         again = build_feature_table(pairs, featurize, key, tmp_path)
     assert "is unreadable" in caplog.text and f"features-{key}" in caplog.text
     assert again.to_list() == first
+
+
+def test_a_key_given_twice_in_a_config_names_both_lines(tmp_path, capsys):
+    path = tmp_path / "twice.yaml"
+    path.write_text("kind: policy\ntrain:\n  learning_rate: 1.0e-5\n  seed: 3\n  learning_rate: 1.0e-3\n")
+    got = one_line_error(capsys, "train", "policy", "--config", str(path))
+    assert got == f"{path}: line 5 column 3 is not valid YAML (duplicate key 'learning_rate' (first at line 3))"
+
+
+def test_an_alias_bomb_is_refused_at_once_and_its_value_is_never_printed(tmp_path, capsys):
+    """Nine levels of ten aliases each would be 10^9 strings: refused at the first alias, in well under a second."""
+    lines = ['a0: &a0 "xxxxxxxxxx"'] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join([*lines, "model: *a9"]) + "\n")
+    start = time.perf_counter()
+    got = one_line_error(capsys, "train", "reward", "--config", str(path))
+    assert time.perf_counter() - start < 2.0
+    assert got == f"{path}: line 2 column 10 is not valid YAML (aliases (*a0) are not allowed in mmpo configs)"
+    assert len(got) < 300
+
+
+def test_an_enormous_bad_value_is_shown_cut_short(good_file, tmp_path, capsys):
+    got = one_line_error(
+        capsys,
+        "train",
+        "reward",
+        f"data.train_path={good_file}",
+        f"train.output_dir={tmp_path}/o",
+        "overlong=" + "x" * 10**6,
+    )
+    assert got.startswith("overlong = 'xxxx") and got.endswith("; choose one of ('error', 'truncate', 'drop')")
+    assert "(1,000,002 characters)" in got and len(got) < 400

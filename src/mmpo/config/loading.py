@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from mmpo.config.schema import DataConfig, RunConfig
+from mmpo.config.strict_yaml import load_strict, short_repr
 from mmpo.errors import ConfigError
 
 _NONE_WORDS = ("", "none", "null", "~")
@@ -72,7 +73,7 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
             return dict(value)
     except (TypeError, ValueError, OverflowError):
         name = getattr(annotation, "__name__", str(annotation))
-        raise ConfigError(f"{key}: cannot read {value!r} as {name}") from None
+        raise ConfigError(f"{key}: cannot read {short_repr(value)} as {name}") from None
     return value
 
 
@@ -98,10 +99,10 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     nested: dict[str, Any] = {}
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key.sub=value")
+            raise ConfigError(f"override {short_repr(item)} must look like key.sub=value")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw else ""
+            value = load_strict(raw) if raw else ""
         except yaml.YAMLError:
             value = raw  # e.g. a path with ':' or '#': keep the text as written
         node = nested
@@ -122,7 +123,7 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist" if not path.exists() else f"{path} is a folder")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        loaded = load_strict(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:

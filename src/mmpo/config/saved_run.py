@@ -10,10 +10,9 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from mmpo.config.loading import fill_dataclass, read_yaml_mapping
 from mmpo.config.schema import RunConfig
+from mmpo.config.strict_yaml import dump_plain
 from mmpo.errors import ConfigError
 
 RUN_CONFIG_FILE = "mmpo_config.yaml"
@@ -44,7 +43,7 @@ class SavedRun:
         Path(folder).mkdir(parents=True, exist_ok=True)
         path = Path(folder) / RUN_CONFIG_FILE
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+        tmp.write_text(dump_plain(dataclasses.asdict(config)))
         tmp.replace(path)
         return path
 

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from mmpo.config.strict_yaml import short_repr
 from mmpo.errors import ConfigError
 from mmpo.losses import LossConfig
 
@@ -24,7 +25,7 @@ def check_choices(choices: dict[str, tuple[str, tuple[str, ...]]], prefix: str) 
     """Raise ConfigError naming the first key whose value is not one of its allowed choices."""
     for key, (value, allowed) in choices.items():
         if value not in allowed:
-            raise ConfigError(f"{prefix}{key} = {value!r}; choose one of {allowed}")
+            raise ConfigError(f"{prefix}{key} = {short_repr(value)}; choose one of {allowed}")
 
 
 def check_range(key: str, value: float, *, low: float | None = None, strict_low: bool = False) -> None:

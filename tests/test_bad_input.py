@@ -577,3 +577,44 @@ def test_an_enormous_bad_value_is_shown_cut_short(good_file, tmp_path, capsys):
     )
     assert got.startswith("overlong = 'xxxx") and got.endswith("; choose one of ('error', 'truncate', 'drop')")
     assert "(1,000,002 characters)" in got and len(got) < 400
+
+
+def test_a_model_that_needs_its_own_code_is_refused_without_running_it(tmp_path, tiny_llama_dir, good_file, capsys):
+    """config.json's auto_map names Python files shipped with the model; with remote code off (the default) mmpo
+    names them and stops in one line: no `[y/N]` question, and the file never runs."""
+    config_path = tiny_llama_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    config.update(
+        model_type="someone_elses_llama",
+        architectures=["TheirForCausalLM"],
+        auto_map={"AutoConfig": "their_code.TheirConfig", "AutoModelForCausalLM": "their_code.TheirForCausalLM"},
+    )
+    config_path.write_text(json.dumps(config))
+    marker = tmp_path / "ran"
+    (tiny_llama_dir / "their_code.py").write_text(f"open({str(marker)!r}, 'w').write('the model code ran')\n")
+    expected = (
+        f"{tiny_llama_dir} needs code of its own to load (config.json auto_map: their_code.TheirConfig, "
+        "their_code.TheirForCausalLM); mmpo runs no model code unless trust_remote_code: true is set, which only a "
+        "model you trust should get"
+    )
+    train = [
+        "train",
+        "policy",
+        f"model={tiny_llama_dir}",
+        f"data.train_path={good_file}",
+        f"train.output_dir={tmp_path}/o",
+    ]
+    assert one_line_error(capsys, *train) == expected
+    evaluation = [
+        "eval",
+        "--model",
+        str(tiny_llama_dir),
+        "--kind",
+        "policy",
+        "--data",
+        good_file,
+        "--out",
+        str(tmp_path),
+    ]
+    assert one_line_error(capsys, *evaluation) == f"{expected}"
+    assert not marker.exists()

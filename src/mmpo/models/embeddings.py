@@ -20,9 +20,11 @@ logger = logging.getLogger("mmpo")
 
 
 class SentenceEmbedder:
-    def __init__(self, model: str = BUNDLED_ENCODER, batch_size: int = 32, max_length: int = 256) -> None:
+    def __init__(
+        self, model: str = BUNDLED_ENCODER, batch_size: int = 32, max_length: int = 256, trust_remote_code: bool = False
+    ) -> None:
         self.model_name = model
-        self.tokenizer, self.model = load_encoder(model)
+        self.tokenizer, self.model = load_encoder(model, trust_remote_code)
         self.model.eval()
         self.batch_size = batch_size
         self.max_length = max_length

@@ -17,8 +17,9 @@ _TASK_TYPES = {"SEQ_CLS": "sequence_classification", "CAUSAL_LM": "causal_lm"}
 _DESCRIPTIONS = {"causal_lm": "a causal LM (a policy)", "encoder": "a plain encoder without a reward head"}
 
 
-def model_kind(name_or_path: str) -> str:
-    """'reward_head', 'sequence_classification', 'causal_lm' or 'encoder'."""
+def model_kind(name_or_path: str, trust_remote_code: bool = False) -> str:
+    """'reward_head', 'sequence_classification', 'causal_lm' or 'encoder'; a model that needs code of its own is
+    refused unless ``trust_remote_code``."""
     if name_or_path == BUNDLED_ENCODER:
         return "encoder"
     if name_or_path == BUNDLED_SMOLLM2 or name_or_path.endswith(".gguf"):
@@ -34,7 +35,10 @@ def model_kind(name_or_path: str) -> str:
         raise ConfigError(
             f"{name_or_path} is not a model folder (no config.json, adapter_config.json or {HEAD_CONFIG})"
         )
-    architectures = json.loads(config.read_text()).get("architectures") or []
+    settings = json.loads(config.read_text())
+    if not trust_remote_code:
+        refuse_remote_code(name_or_path, settings)
+    architectures = settings.get("architectures") or []
     if any(a.endswith("ForSequenceClassification") for a in architectures):
         return "sequence_classification"
     if any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in architectures):
@@ -42,9 +46,23 @@ def model_kind(name_or_path: str) -> str:
     return "encoder"
 
 
-def require_model_kind(name_or_path: str, wanted: str, flag: str) -> str:
+def refuse_remote_code(name_or_path: str, settings: dict) -> None:
+    """A model type transformers does not know, with an ``auto_map`` naming the model's own Python files: loading
+    it would run that code. Known types ignore ``auto_map`` when remote code is off, so they load as usual."""
+    from transformers import CONFIG_MAPPING
+
+    auto_map = settings.get("auto_map")
+    if auto_map and settings.get("model_type") not in CONFIG_MAPPING:
+        modules = sorted({str(v[0] if isinstance(v, list) else v) for v in auto_map.values()})
+        raise ConfigError(
+            f"{name_or_path} needs code of its own to load (config.json auto_map: {', '.join(modules)[:200]}); mmpo "
+            "runs no model code unless trust_remote_code: true is set, which only a model you trust should get"
+        )
+
+
+def require_model_kind(name_or_path: str, wanted: str, flag: str, trust_remote_code: bool = False) -> str:
     """The model's kind, or a ConfigError when it cannot serve as ``wanted`` ('reward' or 'policy')."""
-    kind = model_kind(name_or_path)
+    kind = model_kind(name_or_path, trust_remote_code)
     ok = kind in REWARD_KINDS if wanted == "reward" else kind == "causal_lm"
     if not ok:
         flag = f"{flag} " if flag.startswith("-") else f"{flag} = "

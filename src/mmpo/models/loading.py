@@ -155,10 +155,12 @@ def _weights_format(name_or_path: str, allow_pickle: bool = False) -> dict:
     return {"use_safetensors": True}
 
 
-def load_encoder(name_or_path: str) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
-    """Plain encoder (no head) for sentence embeddings."""
-    model = _pretrained(AutoModel, name_or_path, **_weights_format(name_or_path))
-    return _pretrained(AutoTokenizer, name_or_path), model
+def load_encoder(name_or_path: str, trust_remote_code: bool = False) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
+    """Plain encoder (no head) for sentence embeddings; remote code as the one setting says (transformers' own
+    default would ask on the terminal)."""
+    remote = {"trust_remote_code": trust_remote_code}
+    model = _pretrained(AutoModel, name_or_path, **remote, **_weights_format(name_or_path))
+    return _pretrained(AutoTokenizer, name_or_path, **remote), model
 
 
 @dataclass(frozen=True)

@@ -63,9 +63,11 @@ def check_data_paths(cfg: RunConfig) -> None:
 def check_model_kind(cfg: RunConfig) -> None:
     """The model exists (locally or in the hub cache / on the hub) and can serve the run's kind."""
     if cfg.kind in ("policy", "kto"):
-        require_model_kind(cfg.model, "policy", "model")
+        require_model_kind(cfg.model, "policy", "model", cfg.trust_remote_code)
     else:
-        model_kind(cfg.model)  # an encoder or a causal LM gets a fresh reward head: only its existence matters
+        model_kind(
+            cfg.model, cfg.trust_remote_code
+        )  # an encoder or a causal LM gets a fresh reward head: only its existence matters
 
 
 def preflight(cfg: RunConfig) -> str | None:

@@ -119,7 +119,9 @@ class FrozenEncoderRewardRecipe(Recipe):
 
     def featurize(self, pairs, tokenizer):
         kept = check_text_lengths(pairs, tokenizer, self.length)
-        embedder = SentenceEmbedder(self.cfg.model, max_length=self.cfg.max_length)
+        embedder = SentenceEmbedder(
+            self.cfg.model, max_length=self.cfg.max_length, trust_remote_code=self.cfg.trust_remote_code
+        )
         return datasets.Dataset.from_list(embed_pairs(kept, embedder, resolve_cache_dir(self.cfg)))
 
     def build_model(self, tokenizer, train, evaluation):

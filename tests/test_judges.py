@@ -270,3 +270,47 @@ def test_a_redirect_is_not_followed_and_the_key_stays_home(status, monkeypatch):
     finally:
         home.shutdown()
         other.shutdown()
+
+
+def test_annotate_resumes_only_the_same_work_and_never_overwrites_its_input(tmp_path, capsys):
+    """OUT.provenance.json says what OUT was made from: the same command resumes; another input file or judge is
+    refused in one line (their rows would mix by source_row); OUT may not be the input itself."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RecordingServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    rows = [{"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(3)]
+    data = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    other = write_jsonl(tmp_path / "other.jsonl", [{**r, "prompt": r["prompt"] + "?"} for r in rows])
+    out = tmp_path / "scored.jsonl"
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+    def annotate(data_file, judge="openai:judge-a", out_file=out):
+        argv = ["margins", "annotate", "--data", data_file, "--out", str(out_file), "--judge", judge]
+        code = main([*argv, "--base-url", url, "--retries", "0"])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err.strip().splitlines()
+
+    try:
+        assert annotate(data)[0] == 0
+        record = json.loads((tmp_path / "scored.jsonl.provenance.json").read_text())
+        assert record["judge"] == "openai:judge-a" and len(record["data_sha256"]) == 64
+        code, stdout, _ = annotate(data)
+        assert code == 0 and json.loads(stdout)["already_annotated"] == 3
+        code, stdout, err = annotate(other)
+        assert (code, stdout, len(err)) == (2, "", 1)
+        assert err[0] == f"mmpo: error: {out} was made from {data} with another input file; choose another --out"
+        code, _, err = annotate(data, judge="openai:judge-b")
+        assert code == 2 and err == [
+            f"mmpo: error: {out} was made from {data} with another judge (openai:judge-a then, openai:judge-b now); "
+            "choose another --out"
+        ]
+        assert len(out.read_text().splitlines()) == 3  # nothing appended by the refused runs
+        code, _, err = annotate(data, out_file=Path(data))
+        assert code == 2 and err == [
+            f"mmpo: error: --out {data} is the input file; annotated rows go to a file of their own"
+        ]
+    finally:
+        server.shutdown()
+    assert main(["margins", "--data", data, "--out", data]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"mmpo: error: --out {data} is one of the input files; write the margins to a file of their own"
+    )

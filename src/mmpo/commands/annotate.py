@@ -4,10 +4,15 @@ Writes the rows with ``score_chosen``, ``score_rejected`` and the judge's raw te
 ``margin_source: scores``. Rows are appended as they are judged, so a re-run resumes: rows already in OUT
 (by ``source_row``) are skipped. A row that fails (unparsable rating, empty response, API error after
 retries) is reported with its row number and kept out of OUT, never silently.
+
+Resuming is only right into the same experiment: ``OUT.provenance.json`` records what OUT is made from (the input
+file's content hash, the judge, the prompt and the columns), and a run with another input or judge or prompt is
+refused instead of appending rows that ``source_row`` would mix with the old ones. OUT may not be the input file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -57,12 +62,55 @@ def already_done(out: Path) -> set[int]:
     return done
 
 
+def provenance(params: AnnotateParams, cfg, prompt) -> dict[str, str]:
+    """What OUT's rows are made from; equal provenance is what makes appending to OUT a resume."""
+    digest = hashlib.sha256()
+    with Path(params.data).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    prompt_text = json.dumps([prompt.system_prompt, prompt.prompt_template, prompt.rating_regex])
+    return {
+        "data": str(params.data),
+        "data_sha256": digest.hexdigest(),
+        "judge": params.judge.spec,
+        "prompt_sha256": hashlib.sha256(prompt_text.encode()).hexdigest(),
+        "columns": ",".join((cfg.prompt_column, cfg.chosen_column, cfg.rejected_column)),
+    }
+
+
+def check_resumes_the_same_work(out: Path, made_from: dict[str, str], has_rows: bool) -> None:
+    """Refuse to append to an OUT made from another input file, judge, prompt or columns (one line, naming it)."""
+    record = out.with_name(out.name + ".provenance.json")
+    if not has_rows:
+        return
+    if not record.exists():
+        raise DataError(
+            f"{out} already holds rows but no {record.name} saying what they were made from; choose another --out "
+            "(or remove it to start over)"
+        )
+    before = json.loads(record.read_text())
+    changed = [key for key in made_from if key != "data" and before.get(key) != made_from[key]]
+    if changed:
+        names = {"data_sha256": "input file", "judge": "judge", "prompt_sha256": "prompt", "columns": "columns"}
+        shown = ("judge", "columns")  # short enough to show; hashes are not
+        differences = [
+            f"{names[k]} ({before.get(k)} then, {made_from[k]} now)" if k in shown else names[k] for k in changed
+        ]
+        raise DataError(
+            f"{out} was made from {before.get('data')} with another {', '.join(differences)}; choose another --out"
+        )
+
+
 def run_annotate(params: AnnotateParams) -> dict[str, Any]:
     cfg = data_config_from_overrides(params.data_overrides)
     check_data_files([params.data])
-    prompt = read_prompt_file(params.prompt_template) if params.prompt_template else DEFAULT_PROMPT
     out = Path(params.out)
+    if out.exists() and out.resolve() == Path(params.data).resolve():
+        raise DataError(f"--out {out} is the input file; annotated rows go to a file of their own")
+    prompt = read_prompt_file(params.prompt_template) if params.prompt_template else DEFAULT_PROMPT
+    made_from = provenance(params, cfg, prompt)
     done = already_done(out)
+    check_resumes_the_same_work(out, made_from, bool(done))
     records = load_records(params.data)
     todo: list[tuple[int, dict, str, str, str]] = []
     failed: dict[int, str] = {}
@@ -83,6 +131,7 @@ def run_annotate(params: AnnotateParams) -> dict[str, Any]:
     judge = make_judge(params.judge) if todo else None
     written = 0
     out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_name(out.name + ".provenance.json").write_text(json.dumps(made_from, indent=2))
     with out.open("a", encoding="utf-8") as handle:
         chunks = [todo[k : k + CHUNK_ROWS] for k in range(0, len(todo), CHUNK_ROWS)]
         for chunk in progress(chunks, "judging rows"):

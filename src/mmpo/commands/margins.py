@@ -13,6 +13,7 @@ import torch
 from mmpo.config.loading import data_config_from_overrides
 from mmpo.data.io import check_data_files
 from mmpo.data.prepare import prepare_pairs
+from mmpo.errors import DataError
 from mmpo.losses import target_probability
 
 
@@ -27,6 +28,10 @@ class MarginsParams:
 def run_margins(params: MarginsParams) -> dict[str, Any]:
     cfg = data_config_from_overrides(params.data_overrides)
     check_data_files(params.data)
+    if params.out and Path(params.out).exists():
+        inputs = {Path(d).resolve() for d in params.data if not d.startswith(("bundled:", "hf:"))}
+        if Path(params.out).resolve() in inputs:
+            raise DataError(f"--out {params.out} is one of the input files; write the margins to a file of their own")
     pairs = [pair for path in params.data for pair in prepare_pairs(cfg, path, None, name=path)]
     margins = torch.tensor([p.margin for p in pairs], dtype=torch.float64)
     targets = target_probability(margins, params.gamma)

@@ -618,3 +618,29 @@ def test_a_model_that_needs_its_own_code_is_refused_without_running_it(tmp_path,
     ]
     assert one_line_error(capsys, *evaluation) == f"{expected}"
     assert not marker.exists()
+
+
+def test_max_length_beyond_the_models_positions_is_refused_before_loading(tmp_path, tiny_llama_dir, good_file, capsys):
+    config = json.loads((tiny_llama_dir / "config.json").read_text())
+    config["max_position_embeddings"] = 128
+    (tiny_llama_dir / "config.json").write_text(json.dumps(config))
+    got = one_line_error(
+        capsys,
+        "train",
+        "policy",
+        f"model={tiny_llama_dir}",
+        f"data.train_path={good_file}",
+        f"train.output_dir={tmp_path}/o",
+        "max_length=512",
+    )
+    assert got == f"max_length 512 is beyond the 128 positions {tiny_llama_dir} was built for; set max_length <= 128"
+
+
+def test_scores_whose_difference_overflows_name_their_row(tmp_path, capsys):
+    rows = [GOOD_ROW, {**GOOD_ROW, "score_chosen": 1e308, "score_rejected": -1e308}]
+    data = write_jsonl(tmp_path / "huge.jsonl", rows)
+    got = one_line_error(capsys, "margins", "--data", data)
+    assert got == (
+        "row 1: the margin is inf, beyond what training holds (|m| <= 3.4e+38); rescale the scores or set "
+        "data.margin_scale"
+    )

@@ -4,6 +4,7 @@ chosen column over the rejected column, as the file states them. Nothing is swap
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,8 @@ from mmpo.errors import DataError
 from mmpo.margins.scores import read_score, resolve_score_columns, score_margin
 from mmpo.margins.votes import annotator_votes, log_vote_ratio
 from mmpo.records import MissingField, get_field, has_field
+
+FLOAT32_MAX = 3.4028234663852886e38
 
 _LABEL_A = {"1", "a", "response_a", "output_1"}
 _LABEL_B = {"2", "b", "response_b", "output_2"}
@@ -100,7 +103,17 @@ class PairReader:
         return fmt
 
     def signed_margin(self, row: Mapping[str, Any], i: int) -> float:
-        """Margin of the chosen column over the rejected column (negative means rejected is better)."""
+        """Margin of the chosen column over the rejected column (negative means rejected is better); one that a
+        float32 tensor cannot hold (two finite scores such as 1e308 and -1e308 differ by inf) names its row."""
+        margin = self._signed_margin(row, i)
+        if not math.isfinite(margin) or abs(margin) > FLOAT32_MAX:
+            raise DataError(
+                f"row {i}: the margin is {margin:g}, beyond what training holds (|m| <= {FLOAT32_MAX:.3g}); "
+                "rescale the scores or set data.margin_scale"
+            )
+        return margin
+
+    def _signed_margin(self, row: Mapping[str, Any], i: int) -> float:
         cfg = self.cfg
         source = cfg.margin_source
         if source == "scores":

@@ -70,3 +70,16 @@ def require_model_kind(name_or_path: str, wanted: str, flag: str, trust_remote_c
         hint = {"causal_lm": "--kind policy", "encoder": "a trained model"}.get(kind, "--kind reward")
         raise ConfigError(f"{flag}{name_or_path} is {described}, not a {wanted} model; use {hint}")
     return kind
+
+
+def max_positions(name_or_path: str) -> int | None:
+    """The positions the model was built for (config.json's max_position_embeddings), when its config says."""
+    if name_or_path.startswith("bundled:") or name_or_path.endswith(".gguf"):
+        return None
+    config = model_file(name_or_path, "config.json")
+    if config is None:
+        return None
+    settings = json.loads(config.read_text())
+    settings = settings.get("text_config", settings) if isinstance(settings.get("text_config"), dict) else settings
+    value = settings.get("max_position_embeddings")
+    return int(value) if isinstance(value, int) and value > 0 else None

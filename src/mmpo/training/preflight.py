@@ -15,7 +15,7 @@ from transformers import SchedulerType, TrainingArguments
 from mmpo.config.paths import data_source_exists
 from mmpo.config.schema import RunConfig
 from mmpo.errors import ConfigError
-from mmpo.models.inspect import model_kind, require_model_kind
+from mmpo.models.inspect import max_positions, model_kind, require_model_kind
 from mmpo.training.arguments import MANAGED_ARGUMENTS
 from mmpo.training.resume import resolve_resume
 
@@ -65,9 +65,14 @@ def check_model_kind(cfg: RunConfig) -> None:
     if cfg.kind in ("policy", "kto"):
         require_model_kind(cfg.model, "policy", "model", cfg.trust_remote_code)
     else:
-        model_kind(
-            cfg.model, cfg.trust_remote_code
-        )  # an encoder or a causal LM gets a fresh reward head: only its existence matters
+        # an encoder or a causal LM gets a fresh reward head: only its existence (and its code) matters
+        model_kind(cfg.model, cfg.trust_remote_code)
+    positions = max_positions(cfg.model)
+    if positions is not None and cfg.max_length > positions:
+        raise ConfigError(
+            f"max_length {cfg.max_length} is beyond the {positions} positions {cfg.model} was built for; "
+            f"set max_length <= {positions}"
+        )
 
 
 def preflight(cfg: RunConfig) -> str | None:

@@ -644,3 +644,9 @@ def test_scores_whose_difference_overflows_name_their_row(tmp_path, capsys):
         "row 1: the margin is inf, beyond what training holds (|m| <= 3.4e+38); rescale the scores or set "
         "data.margin_scale"
     )
+
+
+def test_a_null_score_in_the_first_row_names_the_row_and_column(tmp_path, capsys):
+    data = write_jsonl(tmp_path / "null.jsonl", [{**GOOD_ROW, "score_rejected": None}, GOOD_ROW])
+    got = one_line_error(capsys, "margins", "--data", data)
+    assert got == "row 0: score column 'score_rejected' is missing or null"

@@ -30,11 +30,23 @@ def resolve_score_columns(first_row: Mapping[str, Any], chosen: str, rejected: s
     for pair in AUTO_SCORE_COLUMNS:
         if has_field(first_row, pair[0]) and has_field(first_row, pair[1]):
             return pair
+    for pair in AUTO_SCORE_COLUMNS:  # the columns are there but row 0 leaves one empty: say so, naming them
+        if all(_named(first_row, path) for path in pair):
+            for path in pair:
+                read_score(first_row, path, 0)
     raise DataError(
         "no score columns found for margin source 'scores'; looked for "
         + ", ".join(f"{a}/{b}" for a, b in AUTO_SCORE_COLUMNS)
         + f". Columns present: {sorted(first_row)}. Set data.chosen_score and data.rejected_score."
     )
+
+
+def _named(row: Mapping[str, Any], dotted: str) -> bool:
+    """Whether the row has the column at all, null or not."""
+    *parents, last = dotted.split(".")
+    for part in parents:
+        row = row.get(part) if isinstance(row, Mapping) else None
+    return isinstance(row, Mapping) and last in row
 
 
 def read_score(row: Mapping[str, Any], path: str, row_index: int) -> float:

@@ -650,3 +650,12 @@ def test_a_null_score_in_the_first_row_names_the_row_and_column(tmp_path, capsys
     data = write_jsonl(tmp_path / "null.jsonl", [{**GOOD_ROW, "score_rejected": None}, GOOD_ROW])
     got = one_line_error(capsys, "margins", "--data", data)
     assert got == "row 0: score column 'score_rejected' is missing or null"
+
+
+def test_identical_responses_with_a_margin_are_named(tmp_path, capsys, caplog):
+    rows = [GOOD_ROW, {**GOOD_ROW, "prompt": "q2", "chosen": "same", "rejected": "same"}]
+    data = write_jsonl(tmp_path / "same.jsonl", rows)
+    with caplog.at_level("WARNING", logger="mmpo"):
+        assert main(["margins", "--data", data]) == 0
+    assert json.loads(capsys.readouterr().out)["pairs"] == 2  # kept, as the data says
+    assert "1 rows have the same chosen and rejected text but a non-zero margin (first: [1])" in caplog.text

@@ -30,6 +30,9 @@ class PairStats:
     dropped_ties: list[int] = field(default_factory=list)
     dropped_negative: list[int] = field(default_factory=list)
     dropped_empty: list[int] = field(default_factory=list)
+    # the same text on both sides yet a margin: no model can tell them apart (h = 0), so such a pair trains
+    # nothing and counts as wrong in accuracy; kept, as the data says, but named
+    identical_with_margin: list[int] = field(default_factory=list)
 
     @property
     def swapped(self) -> int:
@@ -52,6 +55,15 @@ class PairStats:
         ):
             if rows:
                 logger.warning("%s: dropped %d %s rows as configured (first: %s)", name, len(rows), what, rows[:10])
+        if self.identical_with_margin:
+            rows = self.identical_with_margin
+            logger.warning(
+                "%s: %d rows have the same chosen and rejected text but a non-zero margin (first: %s): no model can "
+                "tell them apart, so they train nothing and count as wrong in accuracy; remove them from the file",
+                name,
+                len(rows),
+                rows[:10],
+            )
 
 
 def orient(raw: RawPair, cfg: DataConfig, stats: PairStats) -> RawPair | None:
@@ -84,4 +96,6 @@ def orient(raw: RawPair, cfg: DataConfig, stats: PairStats) -> RawPair | None:
             stats.dropped_ties.append(raw.row)
             return None
         stats.ties += 1
+    elif pair.chosen == pair.rejected:
+        stats.identical_with_margin.append(raw.row)
     return replace(pair, signed_margin=margin)

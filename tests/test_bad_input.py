@@ -659,3 +659,14 @@ def test_identical_responses_with_a_margin_are_named(tmp_path, capsys, caplog):
         assert main(["margins", "--data", data]) == 0
     assert json.loads(capsys.readouterr().out)["pairs"] == 2  # kept, as the data says
     assert "1 rows have the same chosen and rejected text but a non-zero margin (first: [1])" in caplog.text
+
+
+def test_compare_refuses_two_runs_of_one_name(tmp_path, capsys):
+    for parent in ("a", "b"):
+        run = tmp_path / parent / "mmpo"
+        run.mkdir(parents=True)
+        (run / "eval_metrics.json").write_text(json.dumps({"eval_accuracy": 0.5}))
+    first, second = str(tmp_path / "a" / "mmpo"), str(tmp_path / "b" / "mmpo")
+    got = one_line_error(capsys, "compare", first, second)
+    assert got == f"two runs are named 'mmpo' ({first} and {second}); name them apart with NAME=PATH"
+    assert main(["compare", f"a={first}", f"b={second}"]) == 0

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmpo.errors import ConfigError
 from mmpo.evaluation.compare import markdown_table, parse_run_argument
 from mmpo.metrics.plots import plot_reliability
 
@@ -18,6 +19,13 @@ class CompareParams:
 
 def run_compare(params: CompareParams) -> dict[str, Any]:
     runs = [parse_run_argument(text) for text in params.runs]
+    given: dict[str, str] = {}
+    for text, run in zip(params.runs, runs, strict=True):
+        if run.name in given:  # rows and reliability curves are keyed by name: one would hide the other
+            raise ConfigError(
+                f"two runs are named {run.name!r} ({given[run.name]} and {text}); name them apart with NAME=PATH"
+            )
+        given[run.name] = text
     table = markdown_table(runs)
     result: dict[str, Any] = {"table": table, "runs": [r.name for r in runs]}
     if params.out:

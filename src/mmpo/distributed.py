@@ -34,10 +34,6 @@ def process_state() -> PartialState:
     return PartialState(cpu=not torch.cuda.is_available())
 
 
-def world_size() -> int:
-    return process_state().num_processes
-
-
 def is_main_process() -> bool:
     return process_state().is_main_process
 
@@ -68,7 +64,3 @@ def main_process_first() -> Iterator[None]:
     """The main process runs the block first (e.g. builds a cache on disk), the others after it (and read it)."""
     with process_state().main_process_first():
         yield
-
-
-def wait_for_everyone() -> None:
-    process_state().wait_for_everyone()

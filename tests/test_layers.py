@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("margins",),
     ("data",),
     ("features",),
-    ("training", "evaluation"),
+    ("training", "evaluation", "serving"),
     ("commands",),
     ("cli", "__main__"),
 ]

@@ -1,0 +1,5 @@
+import sys
+
+from mmpo.cli import main
+
+sys.exit(main())

@@ -176,6 +176,29 @@ def test_bad_flags_are_one_line(argv, message, good_file, capsys):
     assert err[0].split(": error: ", 1)[1] == message
 
 
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["margins", "annotate", "--judge", "openai:x", "--limit", "-1"], "argument --limit: must be >= 0 (got -1)"),
+        (
+            ["margins", "annotate", "--judge", "openai:x", "--retries", "-2"],
+            "argument --retries: must be >= 0 (got -2)",
+        ),
+        (["serve", "--port", "0"], "argument --port: a port is 1..65535 (got 0)"),
+        (["serve", "--port", "70000"], "argument --port: a port is 1..65535 (got 70000)"),
+        (["serve", "--request-time-limit", "0"], "argument --request-time-limit: must be > 0 (got 0)"),
+        (["serve", "--max-body-bytes", "-5"], "argument --max-body-bytes: must be > 0 (got -5)"),
+    ],
+)
+def test_counts_and_ports_out_of_range_are_one_line(argv, message, tmp_path, capsys):
+    needs = {"margins": ["--data", "d.jsonl", "--out", str(tmp_path / "o.jsonl")], "serve": ["--model", "m"]}
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, *needs[argv[0]]])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1
+    assert err[0].split(": error: ", 1)[1].rsplit(" (see ", 1)[0] == message
+
+
 def _fake_model_folder(path: Path, architecture: str) -> Path:
     """Only config.json: the kind check reads it before any weights would be loaded."""
     path.mkdir()
@@ -670,3 +693,100 @@ def test_compare_refuses_two_runs_of_one_name(tmp_path, capsys):
     got = one_line_error(capsys, "compare", first, second)
     assert got == f"two runs are named 'mmpo' ({first} and {second}); name them apart with NAME=PATH"
     assert main(["compare", f"a={first}", f"b={second}"]) == 0
+
+
+def test_a_ragged_csv_names_the_line_and_the_cause(tmp_path, capsys):
+    path = tmp_path / "ragged.csv"
+    path.write_text("prompt,chosen,rejected,score_chosen,score_rejected\nq,a,b,8,3\nq2,a, b,8,3\nq3,a,b,c,8,3\n")
+    assert one_line_error(capsys, "margins", "--data", str(path)) == (
+        f"{path}: cannot be read as CSV (line 4 has 6 fields where the header has 5; quote values that contain commas)"
+    )
+
+
+def test_a_nan_string_score_is_named_as_a_string(tmp_path, capsys):
+    """A column of text is read as text; in a column of numbers datasets would have read the word as null."""
+    first = write_jsonl(tmp_path / "first.jsonl", [{**GOOD_ROW, "score_rejected": s} for s in ("NaN", "2")])
+    assert one_line_error(capsys, "margins", "--data", first) == (
+        "row 0: score column 'score_rejected' holds the string 'NaN' (NaN/inf scores are not allowed)"
+    )
+    later = write_jsonl(tmp_path / "later.jsonl", [GOOD_ROW, {**GOOD_ROW, "score_rejected": "Infinity"}])
+    assert one_line_error(capsys, "margins", "--data", later) == (
+        f"{later}: row 1: column 'score_rejected' holds the string 'Infinity' where row 0 holds a number; "
+        "NaN/inf scores are not allowed (fix or drop the row)"
+    )
+
+
+def test_a_response_holding_a_user_turn_is_refused(tmp_path, capsys):
+    prompt = [{"role": "user", "content": "q"}]
+    ok = {**GOOD_ROW, "prompt": prompt, "chosen": [*prompt, {"role": "assistant", "content": "a"}]}
+    bad = {**ok, "rejected": [{"role": "assistant", "content": "b"}, {"role": "user", "content": "and?"}]}
+    path = write_jsonl(tmp_path / "roles.jsonl", [ok, bad])
+    assert one_line_error(capsys, "margins", "--data", path) == (
+        "row 1: column 'rejected': message 1 has role 'user'; a response holds the assistant's turn only "
+        "(put earlier turns in the prompt column)"
+    )
+
+
+def test_damaged_weights_in_a_model_folder_are_named(tmp_path, tiny_llama_dir, good_file, capsys):
+    weights = tiny_llama_dir / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a copy cut short
+    argv = ["eval", "--model", str(tiny_llama_dir), "--kind", "policy", "--data", good_file, "--beta", "0.1"]
+    argv += ["--reference-free"]
+    message = one_line_error(capsys, *argv, "--set", "chat_template=never", "--cache-dir", "")
+    assert message.startswith(f"model '{tiny_llama_dir}': {weights} is damaged (")
+    assert message.endswith("); copy it again or retrain")
+
+
+def _mount_namespace_available() -> bool:
+    try:
+        return subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def run_on_a_small_disk(folder: Path, mount_options: str, argv: list[str]) -> subprocess.CompletedProcess:
+    """``mmpo argv`` with ``folder`` a fresh tmpfs mounted with ``mount_options`` ('ro', 'size=200k'), in a mount
+    namespace of its own: a real read-only or full file system, with no change to this machine's mounts.
+    Without the rights to mount, a non-root user gets the read-only case from a folder's permissions."""
+    folder.mkdir(exist_ok=True)
+    command = [sys.executable, "-m", "mmpo.cli", *argv]
+    if _mount_namespace_available():
+        script = f'mount -t tmpfs -o {mount_options} tmpfs "{folder}" && exec "$@"'
+        command = ["unshare", "-m", "sh", "-c", script, "sh", *command]
+    elif mount_options == "ro" and os.geteuid() != 0:
+        folder.chmod(0o555)
+    else:
+        pytest.skip("no mount namespace here to make a full or read-only file system")
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def test_a_read_only_output_folder_is_refused_before_anything_loads(tmp_path, good_file):
+    locked = tmp_path / "locked"
+    margins = run_on_a_small_disk(locked, "ro", ["margins", "--data", good_file, "--out", f"{locked}/m.jsonl"])
+    assert (margins.returncode, margins.stderr.strip()) == (
+        2,
+        f"mmpo: error: --out's folder '{locked}' cannot be written ({_read_only_reason()})",
+    )
+    train = run_on_a_small_disk(
+        locked, "ro", ["train", "reward", "--config", "embedded_reward", f"train.output_dir={locked}/run"]
+    )
+    assert train.returncode == 2
+    assert train.stderr.strip().splitlines()[-1] == (
+        f"mmpo: error: train.output_dir '{locked}/run' cannot be written ({_read_only_reason()})"
+    )
+    assert "step" not in train.stderr  # refused before training
+
+
+def _read_only_reason() -> str:
+    return "read-only file system" if _mount_namespace_available() else "permission denied"
+
+
+def test_a_full_disk_mid_run_is_one_line_that_says_so(tmp_path, tiny_llama_dir):
+    small = tmp_path / "small"
+    argv = policy_argv(tmp_path, tiny_llama_dir, f"{small}/run", "train.max_steps=2", "train.save_steps=1")
+    result = run_on_a_small_disk(small, "size=256k", argv)
+    assert result.returncode == 2, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("mmpo: error: no space left on device")
+    assert last.endswith("free some space, then run the same command again (training resumes from its last checkpoint)")
+    assert "Traceback" not in result.stderr

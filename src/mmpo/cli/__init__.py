@@ -19,6 +19,7 @@ import sys
 
 from mmpo.cli import annotate, bon, compare, demo, eval, generate, judge, margins, serve, train
 from mmpo.errors import MMPOError
+from mmpo.file_errors import disk_fault
 from mmpo.results_output import library_output_to_stderr
 
 
@@ -85,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a library error: one line, the traceback only on request
         if args.debug:
             raise
+        fault = disk_fault(exc)
+        if fault is not None:  # a full disk or a folder that cannot be written: the user's to fix
+            print(f"mmpo: error: {fault}", file=sys.stderr)
+            return 2
         first_line = (str(exc).strip().splitlines() or [""])[0]
         print(f"mmpo: error: {type(exc).__name__}: {first_line} (run with --debug for the traceback)", file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@ from mmpo.data.io import check_data_files, json_lines, load_records
 from mmpo.data.reading import EmptyText, read_text
 from mmpo.errors import DataError
 from mmpo.evaluation.judges import DEFAULT_PROMPT, JudgeRequest, JudgeSettings, make_judge, read_prompt_file
+from mmpo.file_errors import ensure_writable_folder
 from mmpo.progress import progress
 
 logger = logging.getLogger("mmpo")
@@ -107,6 +108,7 @@ def run_annotate(params: AnnotateParams) -> dict[str, Any]:
     out = Path(params.out)
     if out.exists() and out.resolve() == Path(params.data).resolve():
         raise DataError(f"--out {out} is the input file; annotated rows go to a file of their own")
+    ensure_writable_folder(out.parent, "--out's folder")
     prompt = read_prompt_file(params.prompt_template) if params.prompt_template else DEFAULT_PROMPT
     made_from = provenance(params, cfg, prompt)
     done = already_done(out)

@@ -10,6 +10,7 @@ from typing import Any
 from mmpo.data.io import load_records
 from mmpo.evaluation.best_of_n import best_of_n, judge_summary, read_candidates
 from mmpo.features.scoring import RewardPairScorer
+from mmpo.file_errors import ensure_writable_folder
 from mmpo.models.inspect import require_model_kind
 
 
@@ -27,6 +28,8 @@ class BonParams:
 
 def run_bon(params: BonParams) -> dict[str, Any]:
     require_model_kind(params.reward_model, "reward", "--reward-model")
+    if params.out:
+        ensure_writable_folder(Path(params.out).parent, "--out's folder")
     records = load_records(params.data)
     # every row is checked before the reward model is loaded
     rows = [

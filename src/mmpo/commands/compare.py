@@ -8,6 +8,7 @@ from typing import Any
 
 from mmpo.errors import ConfigError
 from mmpo.evaluation.compare import markdown_table, parse_run_argument
+from mmpo.file_errors import ensure_writable_folder
 from mmpo.metrics.plots import plot_reliability
 
 
@@ -26,6 +27,8 @@ def run_compare(params: CompareParams) -> dict[str, Any]:
                 f"two runs are named {run.name!r} ({given[run.name]} and {text}); name them apart with NAME=PATH"
             )
         given[run.name] = text
+    if params.out:
+        ensure_writable_folder(params.out, "--out")
     table = markdown_table(runs)
     result: dict[str, Any] = {"table": table, "runs": [r.name for r in runs]}
     if params.out:

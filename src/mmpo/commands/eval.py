@@ -12,6 +12,7 @@ from mmpo.data.io import check_data_files
 from mmpo.errors import ConfigError
 from mmpo.evaluation.pair_eval import ScoringSettings, load_eval_pairs, preference_logits, write_report
 from mmpo.evaluation.rewardbench import evaluate_rewardbench
+from mmpo.file_errors import ensure_writable_folder
 from mmpo.models.inspect import require_model_kind
 from mmpo.models.loading import load_tokenizer, saved_run_of
 
@@ -51,6 +52,8 @@ def run_eval(params: EvalParams) -> dict[str, Any]:
             "data.chat_template=never: reward-bench scoring always renders with the chat template; use --scoring mmpo"
         )
     check_data_files(params.data)
+    if params.out:
+        ensure_writable_folder(params.out, "--out")
     model = params.scoring.model
     kind = require_model_kind(model, params.scoring.kind, "--model")
     if params.scoring.ref_model:

@@ -10,6 +10,7 @@ from mmpo.errors import ConfigError
 from mmpo.evaluation.best_of_n import best_of_n_answers
 from mmpo.evaluation.mt_bench import generate_answers, load_questions
 from mmpo.features.scoring import RewardPairScorer
+from mmpo.file_errors import ensure_writable_folder
 from mmpo.models.generation import GenerationSettings, make_generator
 from mmpo.models.inspect import require_model_kind
 
@@ -42,6 +43,7 @@ def run_generate(params: GenerateParams) -> dict[str, Any]:
         raise ConfigError("--reward-model is for --best-of n")
     if params.best_of and params.num_choices > 1:
         raise ConfigError("--best-of writes one answer per question; drop --num-choices")
+    ensure_writable_folder(Path(params.out).parent, "--out's folder")
     scorer = None
     if params.best_of:
         require_model_kind(params.reward_model, "reward", "--reward-model")

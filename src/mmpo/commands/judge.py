@@ -22,6 +22,7 @@ from mmpo.evaluation.mt_bench import (
     summarize,
 )
 from mmpo.evaluation.mt_bench_pairwise import FASTCHAT_BASELINE, judge_pairs, make_matches, win_rates
+from mmpo.file_errors import ensure_writable_folder
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ def run_judge(params: JudgeParams) -> tuple[dict[str, Any], list[str]]:
     refs = load_references(params.references)
     answer_sets = read_answer_sets(params.answers)
     out = Path(params.out) if params.out else default_judgment_path(params.answers[0], params.judge.name, params.mode)
+    ensure_writable_folder(out.parent, "the judgments' folder")
     judgment_rows(out, params.judge.name)  # another judge's file: refused before the judge loads
     if params.mode != "single":
         return run_pairwise(params, questions, prompts, refs, answer_sets, out)

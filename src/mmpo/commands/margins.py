@@ -14,6 +14,7 @@ from mmpo.config.loading import data_config_from_overrides
 from mmpo.data.io import check_data_files
 from mmpo.data.prepare import prepare_pairs
 from mmpo.errors import DataError
+from mmpo.file_errors import ensure_writable_folder
 from mmpo.losses import target_probability
 
 
@@ -32,6 +33,8 @@ def run_margins(params: MarginsParams) -> dict[str, Any]:
         inputs = {Path(d).resolve() for d in params.data if not d.startswith(("bundled:", "hf:"))}
         if Path(params.out).resolve() in inputs:
             raise DataError(f"--out {params.out} is one of the input files; write the margins to a file of their own")
+    if params.out:
+        ensure_writable_folder(Path(params.out).parent, "--out's folder")
     pairs = [pair for path in params.data for pair in prepare_pairs(cfg, path, None, name=path)]
     margins = torch.tensor([p.margin for p in pairs], dtype=torch.float64)
     targets = target_probability(margins, params.gamma)

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +61,41 @@ def load_records(source: str | Path | datasets.Dataset, split: str = "train") ->
     if kind == "JSON":
         check_json_file(path)  # exact line numbers for broken JSON, before Arrow gives a vaguer message
     try:
-        loaded = reader(str(path))
+        with _quiet_builder_logs():
+            loaded = reader(str(path))
     except Exception as exc:  # datasets/pyarrow raise many types; the user needs the file and the reason
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DataError(f"{path}: cannot be read as {kind} ({reason})") from exc
+        raise DataError(f"{path}: cannot be read as {kind} ({_root_reason(exc)})") from exc
     if len(loaded) == 0:
         raise DataError(f"{path}: the file has no rows")
     return loaded
+
+
+_RAGGED_CSV = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _root_reason(exc: BaseException) -> str:
+    """The first line of the innermost cause: datasets wraps the parser's own message ("line 3, saw 6 fields")
+    in a generic "An error occurred while generating the dataset"."""
+    while exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
+        exc = exc.__cause__ or exc.__context__
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    ragged = _RAGGED_CSV.search(text)
+    if ragged:
+        expected, line, saw = ragged.groups()
+        return f"line {line} has {saw} fields where the header has {expected}; quote values that contain commas"
+    return text
+
+
+@contextmanager
+def _quiet_builder_logs() -> Iterator[None]:
+    """datasets logs a reader failure at ERROR before raising it; the one-line DataError says it instead."""
+    builder_logger = logging.getLogger("datasets")
+    level = builder_logger.level
+    builder_logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        builder_logger.setLevel(level)
 
 
 def check_data_files(sources: list[str]) -> None:
@@ -123,10 +154,12 @@ def check_json_file(path: Path) -> None:
         raise DataError(f"{path}: the file is empty")
     if stripped[0] == "[":
         try:
-            json.loads(text)
+            document = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}: line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})") from None
+        _check_spelled_numbers(path, (row for row in document if isinstance(row, dict)))
         return
+    rows: list[dict] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -142,3 +175,28 @@ def check_json_file(path: Path) -> None:
             raise DataError(f"{path}: line {number} is not valid JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(value, dict):
             raise DataError(f"{path}: line {number} is a JSON {type(value).__name__}, not an object (one row per line)")
+        rows.append(value)
+    _check_spelled_numbers(path, rows)
+
+
+_SPELLED_NON_FINITE = ("NaN", "Infinity", "-Infinity")
+
+
+def _check_spelled_numbers(path: Path, rows: Iterable[dict]) -> None:
+    """A column of numbers where some row holds the string "NaN" (or "Infinity"): datasets stores a column of
+    mixed types as JSON text, where that string loses its quotes and comes back as null, so the row would be
+    reported as "missing" when it holds a word. Say what it holds instead."""
+    first_number: dict[str, int] = {}
+    spelled: dict[str, tuple[int, str]] = {}
+    for row_index, row in enumerate(rows):
+        for key, value in row.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                first_number.setdefault(key, row_index)
+            elif isinstance(value, str) and value in _SPELLED_NON_FINITE:
+                spelled.setdefault(key, (row_index, value))
+    for key, (row_index, value) in spelled.items():
+        if key in first_number:
+            raise DataError(
+                f"{path}: row {row_index}: column {key!r} holds the string {value!r} where row {first_number[key]} "
+                "holds a number; NaN/inf scores are not allowed (fix or drop the row)"
+            )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mmpo.config.schema import DataConfig
-from mmpo.data.rendering import Messages, split_hh_dialogue
+from mmpo.data.rendering import Messages, check_response_roles, is_conversation, response_turns, split_hh_dialogue
 from mmpo.errors import DataError
 from mmpo.margins.scores import read_score, resolve_score_columns, score_margin
 from mmpo.margins.votes import annotator_votes, log_vote_ratio
@@ -57,6 +57,14 @@ def read_text(row: Mapping[str, Any], column: str, row_index: int) -> Any:
             f"row {row_index}: column {column!r} must be text or a list of messages, got {type(value).__name__}"
         )
     return value
+
+
+def _check_response_columns(prompt: Any, chosen: Any, rejected: Any, cfg: DataConfig, row_index: int) -> None:
+    """Message-list responses hold the assistant's turn only, named by column before orienting swaps them."""
+    prompt_msgs = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    for column, response in ((cfg.chosen_column, chosen), (cfg.rejected_column, rejected)):
+        if isinstance(response, list) and is_conversation(response) and is_conversation(prompt_msgs):
+            check_response_roles(response_turns(prompt_msgs, response), row_index, f"column {column!r}:")
 
 
 def _winner_from_label(row: Mapping[str, Any], column: str, row_index: int) -> int:
@@ -137,6 +145,7 @@ class PairReader:
             prompt, chosen, rejected = split_hh_dialogue(chosen, rejected, i)
         else:
             prompt = read_text(row, cfg.prompt_column, i)
+            _check_response_columns(prompt, chosen, rejected, cfg, i)
         winner = _winner_from_label(row, cfg.label_column, i) if cfg.label_column else None
         section = (
             str(get_field(row, cfg.section_column)) if cfg.section_column and has_field(row, cfg.section_column) else ""

@@ -38,6 +38,24 @@ def check_messages(messages: Messages, row_index: int, what: str) -> None:
             raise DataError(f"row {row_index}: {what} message {k} has no text content")
 
 
+RESPONSE_ROLES = ("assistant", "tool")
+
+
+def check_response_roles(messages: Messages, row_index: int, what: str) -> None:
+    """A response is the assistant's turn (tool results may sit inside it). A user or system message there
+    would be trained on as if the model had said it; that is a prompt turn in the wrong column."""
+    for k, message in enumerate(messages):
+        if message.get("role") not in RESPONSE_ROLES:
+            raise DataError(
+                f"row {row_index}: {what} message {k} has role {message.get('role')!r}; a response holds the "
+                "assistant's turn only (put earlier turns in the prompt column)"
+            )
+    if messages and messages[-1].get("role") != "assistant":
+        raise DataError(
+            f"row {row_index}: {what} ends with a {messages[-1].get('role')!r} message, not the assistant's"
+        )
+
+
 def _plain_render(messages: Messages) -> str:
     return "\n".join(f"{m.get('role', 'user')}: {m['content']}" for m in messages)
 
@@ -46,6 +64,18 @@ def template_plain_text(mode: str, tokenizer: PreTrainedTokenizerBase | None) ->
     """Whether plain-string rows go through the chat template: data.chat_template 'always', or 'auto'
     whenever a tokenizer is given (render_prompt_and_response still needs the tokenizer to have one)."""
     return mode == "always" or (mode == "auto" and tokenizer is not None)
+
+
+def response_turns(prompt_msgs: Messages, response: str | Messages) -> list:
+    """The response's own messages. UltraFeedback-binarized style rows repeat the prompt's messages at the start
+    of each response; those are the prompt's, not the response's."""
+    if isinstance(response, str):
+        return [{"role": "assistant", "content": response}]
+    response_msgs = list(response)
+    shared = len(prompt_msgs)
+    if len(response_msgs) > shared and [dict(m) for m in response_msgs[:shared]] == [dict(m) for m in prompt_msgs]:
+        return response_msgs[shared:]
+    return response_msgs
 
 
 def render_prompt_and_response(
@@ -64,16 +94,12 @@ def render_prompt_and_response(
     if plain and not (template_plain_text and has_template):
         return prompt, response
     prompt_msgs = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
-    response_msgs = [{"role": "assistant", "content": response}] if isinstance(response, str) else list(response)
-    # UltraFeedback-binarized style: each response repeats the prompt's messages before the reply
-    if len(response_msgs) > len(prompt_msgs) and [dict(m) for m in response_msgs[: len(prompt_msgs)]] == [
-        dict(m) for m in prompt_msgs
-    ]:
-        response_msgs = response_msgs[len(prompt_msgs) :]
+    response_msgs = response_turns(prompt_msgs, response)
     if not (is_conversation(prompt_msgs) and is_conversation(response_msgs)):
         raise DataError(f"row {row_index}: prompt/response must be strings or lists of {{role, content}} messages")
     check_messages(prompt_msgs, row_index, "prompt")
     check_messages(response_msgs, row_index, "response")
+    check_response_roles(response_msgs, row_index, "response")
     if tokenizer is None or getattr(tokenizer, "chat_template", None) is None:
         return _plain_render(prompt_msgs) + "\n", _plain_render(response_msgs)
     prompt_text = tokenizer.apply_chat_template(prompt_msgs, tokenize=False, add_generation_prompt=True)

@@ -62,7 +62,8 @@ def read_score(row: Mapping[str, Any], path: str, row_index: int) -> float:
     except ValueError:
         raise DataError(f"row {row_index}: score column {path!r} holds {raw!r}, not a number") from None
     if not math.isfinite(value):
-        raise DataError(f"row {row_index}: score column {path!r} is {value} (NaN/inf scores are not allowed)")
+        held = f"holds the string {raw!r}" if isinstance(raw, str) else f"is {value}"
+        raise DataError(f"row {row_index}: score column {path!r} {held} (NaN/inf scores are not allowed)")
     return value
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from transformers import (
     AutoModel,
     AutoModelForCausalLM,
@@ -137,8 +138,24 @@ def _pretrained(loader, name_or_path: str, **kwargs):
     path, extra = resolve_model(name_or_path)
     try:
         return loader.from_pretrained(path, **extra, **kwargs)
+    except SafetensorError as exc:
+        raise damaged_weights(name_or_path, Path(path), exc) from None
     except (OSError, ValueError) as exc:
         raise not_available(name_or_path, exc) from None
+
+
+def damaged_weights(name: str, folder: Path, exc: BaseException) -> ConfigError:
+    """One line naming the weights file that does not read (a copy cut short, a disk error), found by opening
+    each ``*.safetensors`` header in the folder."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    for weights in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+        try:
+            with safe_open(weights, framework="pt"):
+                pass
+        except (SafetensorError, OSError) as bad:
+            reason = (str(bad).strip().splitlines() or [type(bad).__name__])[0]
+            return ConfigError(f"model {name!r}: {weights} is damaged ({reason}); copy it again or retrain")
+    return ConfigError(f"model {name!r}: its safetensors weights do not read ({reason}); copy them again or retrain")
 
 
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
@@ -211,7 +228,10 @@ def _merge_lora(base: PreTrainedModel, adapter: str) -> PreTrainedModel:
     from peft import PeftModel
 
     path, extra = resolve_model(adapter)
-    return PeftModel.from_pretrained(base, path, **extra).merge_and_unload()
+    try:
+        return PeftModel.from_pretrained(base, path, **extra).merge_and_unload()
+    except SafetensorError as exc:
+        raise damaged_weights(adapter, Path(path), exc) from None
 
 
 def _lora_base_model(name_or_path: str) -> str | None:

@@ -13,9 +13,12 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
+
+from mmpo.errors import ConfigError
 
 HEAD_CONFIG = "reward_head.json"
 
@@ -45,7 +48,16 @@ class FrozenEncoderRewardHead(nn.Module):
 def load_reward_head(folder: str | Path) -> FrozenEncoderRewardHead:
     folder = Path(folder)
     head = FrozenEncoderRewardHead(**json.loads((folder / HEAD_CONFIG).read_text()))
-    weights = load_file(str(folder / "model.safetensors"))
+    weights_file = folder / "model.safetensors"
+    if not weights_file.is_file():
+        raise ConfigError(f"{folder}: the reward head's weights file model.safetensors is missing")
+    try:
+        weights = load_file(str(weights_file))
+    except SafetensorError as exc:
+        reason = (str(exc).strip().splitlines() or ["unreadable"])[0]
+        raise ConfigError(
+            f"model {str(folder)!r}: {weights_file} is damaged ({reason}); copy it again or retrain"
+        ) from None
     weights.pop("mlp.3.bias", None)  # heads saved before the output bias was removed: it shifted every reward alike
     head.load_state_dict(weights)
     return head.eval()

@@ -15,6 +15,7 @@ from transformers import SchedulerType, TrainingArguments
 from mmpo.config.paths import data_source_exists
 from mmpo.config.schema import RunConfig
 from mmpo.errors import ConfigError
+from mmpo.file_errors import ensure_writable_folder
 from mmpo.models.inspect import max_positions, model_kind, require_model_kind
 from mmpo.training.arguments import MANAGED_ARGUMENTS
 from mmpo.training.resume import resolve_resume
@@ -81,6 +82,7 @@ def preflight(cfg: RunConfig) -> str | None:
     check_trainer_settings(cfg)
     check_attention_kernel(cfg)
     check_data_paths(cfg)
+    ensure_writable_folder(cfg.train.output_dir, "train.output_dir")
     resume = resolve_resume(cfg)
     check_model_kind(cfg)
     return resume

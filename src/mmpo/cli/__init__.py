@@ -1,5 +1,5 @@
 """The ``mmpo`` command line: train, eval, margins (and margins annotate), bon, serve, generate, judge,
-compare, demo.
+compare, demo, configs, env.
 
 Each command is one module of this package with ``register(subparsers)`` (its options) and ``to_params(args)``
 (its typed parameter record); what it runs lives in ``mmpo.commands``, imported only when it runs, so
@@ -17,7 +17,8 @@ import logging
 import os
 import sys
 
-from mmpo.cli import annotate, bon, compare, demo, eval, generate, judge, margins, serve, train
+from mmpo import __version__
+from mmpo.cli import annotate, bon, compare, configs, demo, env, eval, generate, judge, margins, serve, train
 from mmpo.errors import MMPOError
 from mmpo.file_errors import disk_fault
 from mmpo.results_output import library_output_to_stderr
@@ -31,13 +32,14 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-COMMANDS = (train, eval, margins, annotate, bon, serve, generate, judge, compare, demo)
+COMMANDS = (train, eval, margins, annotate, bon, serve, generate, judge, compare, demo, configs, env)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="mmpo", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log from transformers too")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
+    parser.add_argument("--version", action="version", version=f"mmpo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.register(sub)

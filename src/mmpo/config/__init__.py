@@ -1,5 +1,5 @@
 """Run configuration: the schema (``schema``), YAML + override loading (``loading``), the copy saved beside
-trained models (``saved_run``) and where bundled configs and the shared data live (``paths``)."""
+trained models (``saved_run``) and where bundled configs and data live (``paths``)."""
 
 from mmpo.config.loading import data_config_from_overrides, load_config, parse_overrides
 from mmpo.config.paths import resolve_config_path, resolve_data_path

@@ -1,9 +1,8 @@
-"""Resolving data and config names: local paths, ``bundled:`` files, ``shared:`` files and hub ids.
+"""Resolving data and config names: local paths, ``bundled:`` files and hub ids.
 
 * ``bundled:ultrafeedback/train.jsonl.gz`` is a file shipped inside the package (``mmpo/bundled``), so the
-  embedded configs and ``mmpo demo`` work offline on any machine after ``pip install``;
-* ``shared:ultrafeedback/train_clean.jsonl`` is a file of a ``shared/data`` folder beside the checkout (or
-  ``$MMPO_SHARED_DATA``), where the project's larger public test data lives;
+  embedded configs, ``mmpo demo`` and MT-bench work offline on any machine after ``pip install``; the package
+  never looks for files outside itself;
 * ``org/name[@revision][:config][:split]`` that is not a local path is a Hugging Face hub dataset id,
   resolved by ``mmpo.data.hub``.
 """
@@ -17,7 +16,6 @@ from pathlib import Path
 
 from mmpo.errors import ConfigError
 
-SHARED_PREFIX = "shared:"
 BUNDLED_PREFIX = "bundled:"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PACKAGE_DIR / "configs"
@@ -40,7 +38,7 @@ class HubDatasetId:
 
 def parse_hub_dataset_id(text: str) -> HubDatasetId | None:
     """The hub id ``text`` names, or None when it is (or looks like) a local path."""
-    if text.startswith((SHARED_PREFIX, BUNDLED_PREFIX, "/", ".", "~")) or text.lower().endswith(DATA_SUFFIXES):
+    if text.startswith((BUNDLED_PREFIX, "/", ".", "~")) or text.lower().endswith(DATA_SUFFIXES):
         return None
     if Path(os.path.expanduser(text)).exists():
         return None
@@ -57,23 +55,8 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def shared_data_dir() -> Path:
-    env = os.environ.get("MMPO_SHARED_DATA")
-    if env:
-        return Path(env)
-    starts = [Path.cwd(), Path(__file__).resolve().parent]
-    for start in starts:
-        for folder in (start, *start.parents):
-            for candidate in (folder / "shared" / "data", folder.parent / "shared" / "data"):
-                if candidate.is_dir():
-                    return candidate
-    raise ConfigError("cannot find the shared data folder (../shared/data); set MMPO_SHARED_DATA")
-
-
 def resolve_data_path(path: str) -> str:
     """A local path for ``path`` (hub ids are left as they are: see mmpo.data.hub)."""
-    if path.startswith(SHARED_PREFIX):
-        return str(shared_data_dir() / path[len(SHARED_PREFIX) :])
     if path.startswith(BUNDLED_PREFIX):
         bundled = BUNDLED_DATA_DIR / path[len(BUNDLED_PREFIX) :]
         if not bundled.exists():

@@ -126,7 +126,9 @@ def _open_text(path: Path):
 def json_lines(path: Path, broken: str = "is not valid JSON") -> Iterator[tuple[int, Any]]:
     """(1-based line number, value) of every non-blank line of a JSON Lines file; a line that does not parse
     is a DataError naming it, worded by ``broken`` (e.g. how to recover a file a killed run left half-written)."""
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    with _open_text(path) as handle:
+        text = handle.read()
+    for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             try:
                 yield number, json.loads(line)

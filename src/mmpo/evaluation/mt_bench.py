@@ -44,10 +44,10 @@ TEMPERATURE_CONFIG = {
     "arena-hard-200": 0.0,
 }
 DEFAULT_TEMPERATURE = 0.7
-BUNDLED_NAMES = {
-    "questions": "shared:mt_bench/question.jsonl",
-    "references": "shared:mt_bench/reference_answer_gpt-4.jsonl",
-    "prompts": "shared:mt_bench/judge_prompts.jsonl",
+BUNDLED_NAMES = {  # FastChat's files, shipped in the package (mmpo/bundled/mt_bench/README.md)
+    "questions": "bundled:mt_bench/question.jsonl.gz",
+    "references": "bundled:mt_bench/reference_answer_gpt-4.jsonl.gz",
+    "prompts": "bundled:mt_bench/judge_prompts.jsonl.gz",
 }
 
 
@@ -66,7 +66,7 @@ def _jsonl(path: str, what: str) -> list[dict[str, Any]]:
 
 
 def _source(name: str, kind: str) -> str:
-    """'mt-bench' means FastChat's files in the shared data folder; anything else is a path."""
+    """'mt-bench' means FastChat's files bundled with the package; anything else is a path."""
     return BUNDLED_NAMES[kind] if name == "mt-bench" else name
 
 

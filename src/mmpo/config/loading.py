@@ -147,6 +147,9 @@ def load_config(
         fill_dataclass(config, parse_overrides(overrides), "")
     if kind:
         config.kind = kind
+    if config.kind == "kto" and config.loss.loss_type == type(config.loss)().loss_type:
+        # KTO has one loss; the pairwise default ('mmpo') would only be refused
+        config.loss = dataclasses.replace(config.loss, loss_type="kto")
     config.validate()
     return config
 

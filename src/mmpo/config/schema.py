@@ -15,7 +15,7 @@ from mmpo.config.strict_yaml import short_repr
 from mmpo.errors import ConfigError
 from mmpo.losses import LossConfig
 
-MARGIN_SOURCES = ("scores", "votes", "annotators", "similarity", "constant")
+MARGIN_SOURCES = ("scores", "votes", "annotators", "similarity", "constant", "auto")
 
 # transformers' own names; the flash kernels are separate packages, checked before loading (training.preflight)
 ATTENTION_IMPLEMENTATIONS = ("", "sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
@@ -48,14 +48,15 @@ class DataConfig:
     # When set, chosen/rejected columns are responses A and B and this column says which won (1/2, A/B, 0 = tie).
     label_column: str = ""
     section_column: str = ""
-    format: str = "auto"  # auto | standard | conversational | hh
+    format: str = "auto"  # auto | standard | conversational | implicit (TRL's implicit prompt) | hh
     # plain-text prompts through the tokenizer's chat template: auto = when the tokenizer has one
     chat_template: str = "auto"  # auto | always | never
-    margin_source: str = "scores"  # scores | votes | annotators | similarity | constant
+    margin_source: str = "scores"  # scores | votes | annotators | similarity | constant | auto (see data/reading.py)
     chosen_score: str = "auto"
     rejected_score: str = "auto"
     completion_column: str = "completion"  # KTO: unpaired rows (prompt, completion, kto_score)
     kto_score: str = "score"
+    kto_label: str = "label"  # KTO: TRL's boolean label (desirable or not) where rows have no score
     chosen_votes: str = "score_A"
     rejected_votes: str = "score_B"
     annotator_columns: list[str] = field(default_factory=list)
@@ -84,7 +85,7 @@ class DataConfig:
                 "on_negative": (self.on_negative, ("error", "swap", "drop")),
                 "on_empty": (self.on_empty, ("error", "drop")),
                 "chat_template": (self.chat_template, ("auto", "always", "never")),
-                "format": (self.format, ("auto", "standard", "conversational", "hh")),
+                "format": (self.format, ("auto", "standard", "conversational", "implicit", "hh")),
                 "margin_source": (self.margin_source, MARGIN_SOURCES),
             },
             "data.",

@@ -4,15 +4,23 @@ chosen column over the rejected column, as the file states them. Nothing is swap
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mmpo.config.schema import DataConfig
-from mmpo.data.rendering import Messages, check_response_roles, is_conversation, response_turns, split_hh_dialogue
+from mmpo.data.rendering import (
+    Messages,
+    check_response_roles,
+    is_conversation,
+    response_turns,
+    split_hh_dialogue,
+    split_implicit_prompt,
+)
 from mmpo.errors import DataError
-from mmpo.margins.scores import read_score, resolve_score_columns, score_margin
+from mmpo.margins.scores import read_score, resolve_score_columns, score_columns_named, score_margin
 from mmpo.margins.votes import annotator_votes, log_vote_ratio
 from mmpo.records import MissingField, get_field, has_field
 
@@ -25,6 +33,9 @@ _LABEL_TIE = {"0", "tie", "tied"}
 
 class EmptyText(DataError):
     """A prompt or response is empty (may be dropped when data.on_empty = drop)."""
+
+
+logger = logging.getLogger("mmpo")
 
 
 @dataclass(frozen=True)
@@ -79,10 +90,28 @@ def _winner_from_label(row: Mapping[str, Any], column: str, row_index: int) -> i
     raise DataError(f"row {row_index}: label column {column!r} holds {label!r}; expected 1/2, A/B or 0 for a tie")
 
 
+def detect_margin_source(cfg: DataConfig, first_row: Mapping[str, Any], name: str) -> str:
+    """``margin_source: auto``: scores where row 0 has score columns (UltraFeedback's and TRL-style ``score_chosen``
+    / ``score_rejected``, or the configured ones), votes where it has the vote columns, else the constant margin
+    (every pair preferred alike: plain preference data such as TRL's formats without scores)."""
+    if score_columns_named(first_row, cfg.chosen_score, cfg.rejected_score):
+        return "scores"
+    if has_field(first_row, cfg.chosen_votes) and has_field(first_row, cfg.rejected_votes):
+        return "votes"
+    logger.warning(
+        "%s: no score or vote columns; margin_source auto gives every pair the constant margin %g",
+        name,
+        cfg.constant_margin,
+    )
+    return "constant"
+
+
 class PairReader:
     """Reads rows of one file under a DataConfig; ``start`` checks the columns on the first row."""
 
     def __init__(self, cfg: DataConfig, first_row: Mapping[str, Any], name: str) -> None:
+        if cfg.margin_source == "auto":
+            cfg = replace(cfg, margin_source=detect_margin_source(cfg, first_row, name))
         self.cfg = cfg
         self.format = self._check_columns(first_row, name)
         self.score_paths = (
@@ -98,8 +127,13 @@ class PairReader:
         if fmt == "auto":
             has_prompt = has_field(first_row, cfg.prompt_column)
             chosen = first_row.get(cfg.chosen_column)
-            fmt = "hh" if not has_prompt and isinstance(chosen, str) and "\n\nHuman:" in chosen else "standard"
-        needed = [cfg.chosen_column, cfg.rejected_column] + ([] if fmt == "hh" else [cfg.prompt_column])
+            if has_prompt:
+                fmt = "standard"
+            elif isinstance(chosen, str) and "\n\nHuman:" in chosen:
+                fmt = "hh"
+            else:  # TRL's implicit prompt: chosen and rejected both begin with it
+                fmt = "implicit"
+        needed = [cfg.chosen_column, cfg.rejected_column] + ([] if fmt in ("hh", "implicit") else [cfg.prompt_column])
         needed += [cfg.label_column] if cfg.label_column else []
         needed += cfg.annotator_columns if cfg.margin_source == "annotators" else []
         missing = [c for c in needed if not has_field(first_row, c)]
@@ -143,6 +177,9 @@ class PairReader:
         chosen, rejected = read_text(row, cfg.chosen_column, i), read_text(row, cfg.rejected_column, i)
         if self.format == "hh":
             prompt, chosen, rejected = split_hh_dialogue(chosen, rejected, i)
+        elif self.format == "implicit":
+            prompt, chosen, rejected = split_implicit_prompt(chosen, rejected, i)
+            _check_response_columns(prompt, chosen, rejected, cfg, i)
         else:
             prompt = read_text(row, cfg.prompt_column, i)
             _check_response_columns(prompt, chosen, rejected, cfg, i)

@@ -109,6 +109,29 @@ def render_prompt_and_response(
     return prompt_text, full_text[len(prompt_text) :]
 
 
+def split_implicit_prompt(chosen: Any, rejected: Any, row_index: int) -> tuple[Any, Any, Any]:
+    """TRL's implicit prompt (``trl.data_utils.extract_prompt``): the longest common prefix of chosen and rejected,
+    characters for text and whole messages for conversations, is the prompt; for text a space just before the
+    split goes with the responses. Where TRL would return something odd, this refuses and says why: responses
+    with no common start (no prompt at all) or one response that is the start of the other."""
+    if isinstance(chosen, str) != isinstance(rejected, str):
+        raise DataError(f"row {row_index}: chosen and rejected must both be text or both message lists")
+    limit = min(len(chosen), len(rejected))
+    split = next((k for k in range(limit) if chosen[k] != rejected[k]), None)
+    if split is None:
+        raise DataError(
+            f"row {row_index}: one of chosen/rejected is the start of the other, so no prompt can be split off; "
+            "give a prompt column"
+        )
+    if split > 0 and chosen[split - 1] == " ":
+        split -= 1
+    if split == 0:
+        raise DataError(
+            f"row {row_index}: chosen and rejected share no beginning, so there is no prompt; give a prompt column"
+        )
+    return chosen[:split], chosen[split:], rejected[split:]
+
+
 def split_hh_dialogue(chosen: str, rejected: str, row_index: int) -> tuple[str, str, str]:
     """Anthropic-HH rows hold two full dialogues; the prompt is their shared prefix up to and including the
     last "\n\nAssistant:" inside it (the dialogues may even differ in their number of turns)."""

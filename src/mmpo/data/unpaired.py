@@ -9,12 +9,16 @@ files unpaired into two samples), the next rotation with a different prompt is u
 and the trainer takes batches in this order. The ``margin`` slot holds score - median(train scores), so the soft
 desirability weight is exactly target_probability(margin, gamma) = sigmoid(gamma * (score - median)).
 
+Rows in TRL's unpaired format (prompt, completion and a boolean ``label``, no score) are hard labels: their
+score is +-inf and their weight 1, which is plain KTO with TRL's weights.
+
 Pair files (chosen/rejected with two scores) are unpaired into two samples each, which lets the shared
 UltraFeedback data be used for KTO as well.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 
@@ -46,12 +50,15 @@ def scored_samples(cfg: DataConfig, path: str) -> list[ScoredSample]:
         raise DataError(f"{path}: the dataset has no rows")
     first = rows[0]
     unpaired = has_field(first, cfg.completion_column)
+    labelled = unpaired and not has_field(first, cfg.kto_score) and has_field(first, cfg.kto_label)
     score_paths = None if unpaired else resolve_score_columns(first, cfg.chosen_score, cfg.rejected_score)
     samples: list[ScoredSample] = []
     for i, row in enumerate(rows):
         try:
             prompt = read_text(row, cfg.prompt_column, i)
-            if unpaired:
+            if labelled:
+                sides = [(read_text(row, cfg.completion_column, i), label_score(row, cfg.kto_label, i))]
+            elif unpaired:
                 sides = [(read_text(row, cfg.completion_column, i), read_score(row, cfg.kto_score, i))]
             else:
                 sides = [
@@ -66,6 +73,15 @@ def scored_samples(cfg: DataConfig, path: str) -> list[ScoredSample]:
     if len(samples) < 2:
         raise DataError(f"{path}: KTO needs at least 2 samples (one to pair with another for the KL estimate)")
     return samples
+
+
+def label_score(row, column: str, row_index: int) -> float:
+    """TRL's boolean ``label`` as the score a hard label is: +inf (desirable) or -inf, which gives the weight 1 at
+    any gamma (plain KTO, TRL's weights)."""
+    value = row.get(column)
+    if not isinstance(value, bool):
+        raise DataError(f"row {row_index}: label column {column!r} holds {value!r}; expected true or false")
+    return math.inf if value else -math.inf
 
 
 def kl_partners(prompts: list[str], batch_size: int) -> list[int]:
@@ -106,4 +122,11 @@ def kto_pseudo_pairs(
 
 
 def median_score(samples: list[ScoredSample]) -> float:
-    return statistics.median(s.score for s in samples)
+    """The threshold between desirable and undesirable: the median score, or 0 for boolean labels (their scores
+    are +-inf, on either side of any threshold)."""
+    finite = [s.score for s in samples if math.isfinite(s.score)]
+    if not finite:
+        return 0.0
+    if len(finite) < len(samples):
+        raise DataError("the KTO samples mix boolean labels and scores; give one or the other")
+    return statistics.median(finite)

@@ -41,6 +41,13 @@ def resolve_score_columns(first_row: Mapping[str, Any], chosen: str, rejected: s
     )
 
 
+def score_columns_named(first_row: Mapping[str, Any], chosen: str, rejected: str) -> bool:
+    """Whether row 0 has the score columns (``auto``: any spelling of AUTO_SCORE_COLUMNS), null or not."""
+    if chosen != "auto" and rejected != "auto":
+        return _named(first_row, chosen) and _named(first_row, rejected)
+    return any(all(_named(first_row, path) for path in pair) for pair in AUTO_SCORE_COLUMNS)
+
+
 def _named(row: Mapping[str, Any], dotted: str) -> bool:
     """Whether the row has the column at all, null or not."""
     *parents, last = dotted.split(".")

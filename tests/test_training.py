@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -356,3 +357,76 @@ def test_kl_mismatches_rotate_within_each_batch_as_trl(shared_data):
     partners = kl_partners(prompts, 8)
     assert all(prompts[k] != prompts[j] for j, k in enumerate(partners))
     assert all(j // 8 == k // 8 for j, k in enumerate(partners))  # still the batch's own completions
+
+
+def _front_matter(card: str) -> dict:
+    import yaml
+
+    assert card.startswith("---\n")
+    return yaml.safe_load(card.split("---\n")[1])
+
+
+def test_a_trained_folder_has_a_model_card_and_is_pushed_only_when_complete(tmp_path, shared_data, monkeypatch):
+    """The card's Hub front-matter, loss, data and the final metrics; the push happens last, with the card, the
+    run config, the metrics and the frozen head's reward_head.json already in the folder (the Hub itself is not
+    reachable here: its client records what the folder held when the upload began)."""
+    import huggingface_hub
+
+    uploads: list[dict] = []
+
+    class RecordingHub:
+        def create_repo(self, repo_id, private=True, exist_ok=False):
+            uploads.append({"created": repo_id, "private": private})
+
+        def upload_folder(self, repo_id, folder_path, ignore_patterns, commit_message):
+            files = sorted(p.name for p in Path(folder_path).iterdir())
+            uploads.append({"repo_id": repo_id, "files": files, "ignore": ignore_patterns})
+            return "https://huggingface.co/org/rm/commit/0"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingHub)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # a push is asked for; every model and file here is local
+    extra = ["train.num_train_epochs=1", "train.push_to_hub=true", "train.hub_model_id=org/mmpo-rm"]
+    result = train_from_config(reward_config(tmp_path, shared_data, *extra))
+    card = (result.output_dir / "README.md").read_text()
+    meta = _front_matter(card)
+    assert meta["library_name"] == "mmpo" and "mmpo" in meta["tags"] and "reward-model" in meta["tags"]
+    assert "base_model" not in meta  # a bundled model has no hub id
+    assert "| `loss.gamma` | 1 |" in card and "| `loss.loss_type` | mmpo |" in card
+    accuracy = json.loads((result.output_dir / "eval_metrics.json").read_text())["eval_accuracy"]
+    assert f"| accuracy | {accuracy:.4g} |" in card
+    assert "kim2024margin" in card and "mmpo eval --model org/mmpo-rm" in card
+    assert uploads[0] == {"created": "org/mmpo-rm", "private": True}
+    pushed = uploads[1]
+    assert pushed["repo_id"] == "org/mmpo-rm"
+    for needed in ("README.md", "mmpo_config.yaml", "eval_metrics.json", "reward_head.json", "model.safetensors"):
+        assert needed in pushed["files"], needed
+    assert "checkpoint-*" in pushed["ignore"] and ".mmpo.lock" in pushed["ignore"]
+
+
+def test_a_policy_card_names_its_hub_base_model_and_datasets(tmp_path):
+    from mmpo.config.paths import resolve_config_path
+    from mmpo.training.model_card import model_card
+
+    cfg = load_config(
+        resolve_config_path("paper_gemma2b_ultrafeedback_policy"),
+        ["data.train_path=HuggingFaceH4/ultrafeedback_binarized:train_prefs", "data.eval_path="],
+        kind="policy",
+    )
+    meta = _front_matter(model_card(cfg, {"eval_accuracy": 0.75}))
+    assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "text-generation"
+    assert meta["base_model"] == cfg.model and meta["datasets"] == ["HuggingFaceH4/ultrafeedback_binarized"]
+    assert {"mmpo", "dpo"} <= set(meta["tags"])
+
+
+def test_push_settings_are_checked_before_anything_loads(tmp_path, shared_data, monkeypatch):
+    from mmpo.errors import ConfigError
+    from mmpo.training.preflight import preflight
+
+    with pytest.raises(ConfigError, match="train.push_to_hub needs train.hub_model_id as org/name"):
+        reward_config(tmp_path, shared_data, "train.push_to_hub=true")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = reward_config(tmp_path, shared_data, "train.push_to_hub=true", "train.hub_model_id=org/x")
+    with pytest.raises(ConfigError, match="HF_HUB_OFFLINE=1: the run could not be pushed"):
+        preflight(cfg)
+    with pytest.raises(ConfigError, match="train.extra.push_to_hub is set by mmpo; use the train.push_to_hub"):
+        preflight(reward_config(tmp_path, shared_data, "train.extra.push_to_hub=true"))

@@ -8,6 +8,7 @@ models, so that a bad setting fails in well under a second, before any heavy wor
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,6 +159,10 @@ class TrainSettings:
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     resume_from_checkpoint: str = ""  # "" = auto (latest in output_dir), "none" = start fresh, or a path
     disable_tqdm: bool = False
+    # push the finished folder (weights, card, config, metrics) to the Hub, after all of it is written
+    push_to_hub: bool = False
+    hub_model_id: str = ""  # org/name
+    hub_private: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -178,6 +183,8 @@ class TrainSettings:
         check_range("train.eval_steps", self.eval_steps, low=0)
         check_range("train.save_steps", self.save_steps, low=0)
         check_range("train.save_total_limit", self.save_total_limit, low=0, strict_low=True)
+        if self.push_to_hub and not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", self.hub_model_id):
+            raise ConfigError(f"train.push_to_hub needs train.hub_model_id as org/name (got {self.hub_model_id!r})")
         unknown = [r for r in self.report_to if r not in REPORT_BACKENDS]
         if unknown:
             raise ConfigError(f"train.report_to: unknown backend(s) {unknown}; choose from {REPORT_BACKENDS}")

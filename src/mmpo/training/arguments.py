@@ -23,6 +23,10 @@ MANAGED_ARGUMENTS = {
     "report_to": "report_to",
     "remove_unused_columns": "(none: mmpo's collators need every column)",
     "label_names": "(none: the margin is the label)",
+    # Trainer would push at save_model, before the card, the metrics and a frozen head's reward_head.json exist
+    "push_to_hub": "push_to_hub",
+    "hub_model_id": "hub_model_id",
+    "hub_private_repo": "hub_private",
 }
 
 

@@ -12,7 +12,7 @@ import importlib.util
 
 from transformers import SchedulerType, TrainingArguments
 
-from mmpo.config.paths import data_source_exists
+from mmpo.config.paths import data_source_exists, hub_offline
 from mmpo.config.schema import RunConfig
 from mmpo.errors import ConfigError
 from mmpo.file_errors import ensure_writable_folder
@@ -38,6 +38,8 @@ def check_trainer_settings(cfg: RunConfig) -> None:
         package = _BACKEND_PACKAGES.get(backend)
         if package and importlib.util.find_spec(package) is None:
             raise ConfigError(f"train.report_to includes {backend!r} but it is not installed: pip install {package}")
+    if train.push_to_hub and hub_offline():
+        raise ConfigError("train.push_to_hub with HF_HUB_OFFLINE=1: the run could not be pushed; unset one of them")
     if train.bf16 and cfg.model_dtype == "float16":
         raise ConfigError("train.bf16 with model_dtype float16 mixes two half-precision formats; use bfloat16")
 

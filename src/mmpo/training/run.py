@@ -21,8 +21,10 @@ from mmpo.distributed import decide_on_main, main_process_first, process_state
 from mmpo.metrics.calibration import bins_record, pairwise_calibration
 from mmpo.metrics.plots import plot_preference_logit_history, plot_reliability
 from mmpo.training.arguments import build_training_arguments
+from mmpo.training.model_card import write_model_card
 from mmpo.training.output_lock import output_dir_lock
 from mmpo.training.preflight import preflight
+from mmpo.training.push import push_run_folder
 from mmpo.training.recipes import recipe_for
 from mmpo.training.resume import SaveRunConfigWithCheckpoints, check_resume_matches
 
@@ -145,6 +147,9 @@ def _finish(cfg: RunConfig, trainer, out: Path, has_eval: bool) -> TrainResult:
     world = trainer.accelerator.num_processes
     if trainer.is_world_process_zero():
         (out / "eval_metrics.json").write_text(json.dumps({**metrics, "world_size": world}, indent=2))
+        write_model_card(cfg, out, metrics)
+        if cfg.train.push_to_hub:  # last: the folder is complete (weights, card, config, metrics, head config)
+            push_run_folder(out, cfg.train.hub_model_id, cfg.train.hub_private)
     history_png = out / HISTORY_PLOT
     history = history_png if history_png.exists() else None
     return TrainResult(out, metrics, reliability, history, h, margins, world, pairs_per_rank)

@@ -305,8 +305,10 @@ def test_label_swaps_are_counted_in_the_log(shared_data, caplog):
 def test_error_hints_use_the_real_set_syntax(shared_data, capsys):
     path = str(shared_data / "ultrafeedback" / "train_clean.jsonl")
     got = one_line_error(capsys, "margins", "--data", path)
-    assert got == "row 478: column 'rejected' is empty; fix the row or use --set data.on_empty=drop"
-    code, out, _ = run_cli(capsys, "margins", "--data", path, "--set", "data.on_empty=drop")
+    assert got == "row 478: column 'rejected' is empty; fix the row or add data.on_empty=drop"
+    code, out, _ = run_cli(capsys, "margins", "--data", path, "data.on_empty=drop")  # as the hint says
+    assert code == 0 and json.loads(out)["pairs"] == 998
+    code, out, _ = run_cli(capsys, "margins", "--data", path, "--set", "on_empty=drop")  # the older spelling
     assert code == 0 and json.loads(out)["pairs"] == 998
 
 

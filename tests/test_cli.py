@@ -184,3 +184,22 @@ def test_eval_flag_choices_are_the_library_names():
     choices = {a.dest: set(a.choices) for a in eval_parser._actions if a.choices}
     assert choices["scoring"] == set(SCORING_MODES)
     assert choices["ref_free_type"] == set(LOGP_REDUCTIONS)
+
+
+def test_the_data_keys_in_help_are_the_data_settings():
+    import dataclasses
+
+    from mmpo.cli.arguments import DATA_KEYS
+    from mmpo.config.schema import DataConfig
+
+    assert DATA_KEYS == [f.name for f in dataclasses.fields(DataConfig)]
+
+
+def test_data_settings_are_key_value_for_every_command(shared_data, capsys):
+    """`mmpo margins --data F KEY=VALUE` as `mmpo train ... KEY=VALUE`; --set stays as the older spelling."""
+    path = str(shared_data / "ultrafeedback" / "eval_clean.jsonl")
+    assert main(["margins", "--data", path, "margin_source=constant", "data.constant_margin=2", "--gamma", "1"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["margin_quantiles_0_25_50_75_100"] == [2.0] * 5
+    assert main(["margins", "--data", path, "--set", "margin_source=constant", "constant_margin=2"]) == 0
+    assert json.loads(capsys.readouterr().out) == plain

@@ -170,19 +170,9 @@ def test_policy_with_lora_trains_only_adapters(tmp_path, tiny_llama_dir):
     )
     assert (result.output_dir / "adapter_model.safetensors").exists()
     assert result.metrics["eval_accuracy"] >= 0.9
-    # `mmpo eval` loads the adapter onto its base model and reproduces the trainer's evaluation
-    report = eval_report(
-        tmp_path,
-        result.output_dir,
-        "policy",
-        tmp_path / "peval.jsonl",
-        "--max-length",
-        "64",
-        "--max-prompt-length",
-        "32",
-        "--set",
-        "chat_template=never",
-    )
+    # `mmpo eval` loads the adapter onto its base model and reproduces the trainer's evaluation, scoring with the
+    # run's own max_length 64, max_prompt_length 32 and chat_template never (mmpo_config.yaml), none of them given
+    report = eval_report(tmp_path, result.output_dir, "policy", tmp_path / "peval.jsonl")
     assert report["accuracy"] == pytest.approx(result.metrics["eval_accuracy"])
     assert report["mean_preference_logit"] == pytest.approx(result.metrics["eval_mean_preference_logit"], rel=1e-3)
 
@@ -254,9 +244,7 @@ def test_lora_sequence_classification_reward_model_round_trips_through_eval(tmp_
     )
     result = train_from_config(cfg)
     assert (result.output_dir / "adapter_model.safetensors").exists()
-    report = eval_report(
-        tmp_path, result.output_dir, "reward", cfg.data.eval_path, "--max-length", "64", "--max-prompt-length", "24"
-    )
+    report = eval_report(tmp_path, result.output_dir, "reward", cfg.data.eval_path)  # the run's lengths: 64 / 24
     # the merged base + adapter + trained head reproduces the trainer's own evaluation
     assert (
         abs(result.metrics["eval_mean_preference_logit"]) > 1e-3

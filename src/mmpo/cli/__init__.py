@@ -19,6 +19,7 @@ import sys
 
 from mmpo import __version__
 from mmpo.cli import annotate, bon, compare, configs, demo, env, eval, generate, judge, margins, serve, train
+from mmpo.cli.arguments import take_overrides_from_data
 from mmpo.errors import MMPOError
 from mmpo.file_errors import disk_fault
 from mmpo.results_output import library_output_to_stderr
@@ -71,10 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         argv = [*argv[:command_at], "annotate-margins", *argv[command_at + 2 :]]
     # parse_known_args + re-attach: argparse cannot mix options and a trailing KEY=VALUE list in subcommands.
     args, extra = parser.parse_known_args(argv)
+    take_overrides_from_data(args)
     if extra:
-        if not hasattr(args, "overrides") or any(e.startswith("-") or "=" not in e for e in extra):
+        target = "overrides" if hasattr(args, "overrides") else "data_overrides"
+        if not hasattr(args, target) or any(e.startswith("-") or "=" not in e for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        args.overrides = [*args.overrides, *extra]
+        setattr(args, target, [*getattr(args, target), *extra])
     _setup_logging(args.verbose)
     try:
         with library_output_to_stderr():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from mmpo.cli.arguments import add_judge_options, judge_settings, non_negative_int, print_json
+from mmpo.cli.arguments import add_data_settings, add_judge_options, judge_settings, non_negative_int, print_json
 
 if TYPE_CHECKING:
     from mmpo.commands.annotate import AnnotateParams
@@ -16,7 +16,7 @@ def register(subparsers) -> None:
     ann.prog = "mmpo margins annotate"
     ann.add_argument("--data", required=True, help="pair file or hub dataset id")
     ann.add_argument("--out", required=True, help="JSONL with score_chosen, score_rejected and the judge's text")
-    ann.add_argument("--set", dest="data_overrides", nargs="*", default=[], metavar="KEY=VALUE")
+    add_data_settings(ann)
     ann.add_argument(
         "--prompt-template", default="", help="JSON line: system_prompt, prompt_template ({question}, {answer})"
     )

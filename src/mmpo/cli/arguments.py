@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
+from pathlib import Path
 from typing import Any
 
 from mmpo import strict_json
@@ -68,18 +70,47 @@ def port(text: str) -> int:
     return value
 
 
-def add_data_options(parser: argparse.ArgumentParser) -> None:
+# DataConfig's fields (tests/test_cli.py keeps the two equal; importing the schema here would slow --help)
+DATA_KEYS = (
+    "train_path eval_path prompt_column chosen_column rejected_column label_column section_column format "
+    "chat_template margin_source chosen_score rejected_score completion_column kto_score kto_label chosen_votes "
+    "rejected_votes annotator_columns constant_margin margin_scale similarity_model on_tie on_negative on_empty "
+    "max_train_samples max_eval_samples max_pairs_per_prompt margin_quartiles min_margin stratify_margin_quartiles "
+    "shuffle_seed num_proc"
+).split()
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
+DATA_SETTINGS_HELP = (
+    "data settings as KEY=VALUE after the options, as `mmpo train` takes them (or after --set), e.g. "
+    "margin_source=votes data.chosen_column=output_1 (the data. prefix is optional). Keys: " + ", ".join(DATA_KEYS)
+)
+
+
+def add_data_options(parser: argparse.ArgumentParser, data_required: bool = True) -> None:
     parser.add_argument(
-        "--data", required=True, nargs="+", help="JSONL/JSON/parquet/CSV file(s) or saved dataset folder"
+        "--data", required=data_required, nargs="+", help="JSONL/JSON/parquet/CSV file(s) or saved dataset folder"
     )
+    add_data_settings(parser)
+
+
+def add_data_settings(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--set",
-        dest="data_overrides",
-        nargs="*",
-        default=[],
-        metavar="KEY=VALUE",
-        help="data settings, e.g. margin_source=votes data.chosen_column=output_1 (the data. prefix is optional)",
+        "--set", dest="data_overrides", nargs="*", default=[], metavar="KEY=VALUE", help=argparse.SUPPRESS
     )
+    parser.epilog = DATA_SETTINGS_HELP
+
+
+def is_override(text: str) -> bool:
+    """``key=value`` (and not a file that happens to contain '=')."""
+    return bool(_OVERRIDE.match(text)) and not Path(text).exists()
+
+
+def take_overrides_from_data(args: argparse.Namespace) -> None:
+    """``--data a.jsonl margin_source=votes``: argparse hands trailing KEY=VALUE to the greedy --data list; they
+    are settings, moved to where ``--set`` puts them."""
+    data = getattr(args, "data", None)
+    if isinstance(data, list) and hasattr(args, "data_overrides"):
+        args.data_overrides = [*args.data_overrides, *[d for d in data if is_override(d)]]
+        args.data = [d for d in data if not is_override(d)]
 
 
 def add_judge_options(parser: argparse.ArgumentParser, max_new_tokens: int) -> None:

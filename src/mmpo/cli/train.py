@@ -12,7 +12,12 @@ if TYPE_CHECKING:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="train a reward model or a policy")
+    parser = subparsers.add_parser(
+        "train",
+        help="train a reward model or a policy",
+        epilog="KEY=VALUE settings override the config: model, max_length, max_prompt_length, loss.*, data.*, "
+        "lora.*, train.* (see a bundled config: mmpo configs cp embedded_reward my.yaml)",
+    )
     parser.add_argument("kind", choices=["reward", "policy", "kto"])
     parser.add_argument("--config", help="YAML path or bundled config name (embedded_reward, embedded_policy, ...)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. loss.gamma=2 train.learning_rate=1e-5")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,6 +16,8 @@ from mmpo.evaluation.rewardbench import evaluate_rewardbench
 from mmpo.file_errors import ensure_writable_folder
 from mmpo.models.inspect import require_model_kind
 from mmpo.models.loading import load_tokenizer, saved_run_of
+
+logger = logging.getLogger("mmpo")
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,37 @@ def default_cache_dir(model: str) -> str:
     return os.environ.get("MMPO_CACHE_DIR") or str(Path("~/.cache/mmpo").expanduser())
 
 
+def with_trained_run_settings(params: EvalParams) -> EvalParams:
+    """Score pairs as the model was trained: under mmpo scoring, the max length, prompt length and chat template
+    of the run's ``mmpo_config.yaml`` unless given here. (reward-bench scoring keeps reward-bench's own lengths,
+    so its numbers compare with other models'; the soft-target gamma is never taken from the run, so an MMPO and
+    a DPO run are scored against the same targets.)"""
+    trained = saved_run_of(params.scoring.model)
+    if trained is None or params.scoring.tokenization != "mmpo":
+        return params
+    run = trained.config
+    scoring = replace(
+        params.scoring,
+        max_length=params.scoring.max_length or run.max_length,
+        max_prompt_length=params.scoring.max_prompt_length or run.max_prompt_length,
+    )
+    given = {o.split("=", 1)[0].removeprefix("data.") for o in params.data_overrides}
+    template = run.data.chat_template
+    overrides = (
+        params.data_overrides if "chat_template" in given else [*params.data_overrides, f"chat_template={template}"]
+    )
+    logger.info(
+        "scoring as %s was trained: max_length %d, max_prompt_length %d%s",
+        params.scoring.model,
+        scoring.max_length,
+        scoring.max_prompt_length,
+        "" if "chat_template" in given else f", chat_template {template}",
+    )
+    return replace(params, scoring=scoring, data_overrides=overrides)
+
+
 def run_eval(params: EvalParams) -> dict[str, Any]:
+    params = with_trained_run_settings(params)
     if params.scoring.cache_dir is None:
         params = replace(params, scoring=replace(params.scoring, cache_dir=default_cache_dir(params.scoring.model)))
     elif params.scoring.cache_dir == "":

@@ -79,7 +79,7 @@ def orient(raw: RawPair, cfg: DataConfig, stats: PairStats) -> RawPair | None:
         if cfg.on_negative == "error":
             raise DataError(
                 f"row {raw.row}: chosen is scored below rejected (margin {margin:g}); "
-                "fix the row or use --set data.on_negative=swap (or drop)"
+                "fix the row or add data.on_negative=swap (or drop)"
             )
         if cfg.on_negative == "drop":
             stats.dropped_negative.append(raw.row)
@@ -89,9 +89,7 @@ def orient(raw: RawPair, cfg: DataConfig, stats: PairStats) -> RawPair | None:
         stats.swapped_negative += 1
     if margin == 0:
         if cfg.on_tie == "error":
-            raise DataError(
-                f"row {raw.row}: chosen and rejected are tied (margin 0); use --set data.on_tie=soft (or drop)"
-            )
+            raise DataError(f"row {raw.row}: chosen and rejected are tied (margin 0); add data.on_tie=soft (or drop)")
         if cfg.on_tie == "drop":
             stats.dropped_ties.append(raw.row)
             return None

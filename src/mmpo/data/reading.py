@@ -59,7 +59,7 @@ def read_text(row: Mapping[str, Any], column: str, row_index: int) -> Any:
         raise DataError(f"row {row_index}: column {column!r} is missing or null") from None
     if isinstance(value, str):
         if not value.strip():
-            raise EmptyText(f"row {row_index}: column {column!r} is empty; fix the row or use --set data.on_empty=drop")
+            raise EmptyText(f"row {row_index}: column {column!r} is empty; fix the row or add data.on_empty=drop")
     elif isinstance(value, list):
         if not value or not any(str(m.get("content", "")).strip() for m in value if isinstance(m, Mapping)):
             raise EmptyText(f"row {row_index}: column {column!r} has no message with content")

@@ -214,7 +214,7 @@ class PolicyRecipe(Recipe):
             if bad:
                 raise ConfigError(
                     f"loss_type odpo needs margin > 0 but rows {bad[:10]} have margin <= 0; "
-                    "use --set data.on_tie=drop (or data.on_tie=drop in the config)"
+                    "add data.on_tie=drop to the command (or to the config)"
                 )
 
 

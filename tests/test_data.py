@@ -294,3 +294,68 @@ def test_shp_recipe_reads_raw_vote_differences(tmp_path):
     for pair in pairs:
         per_post[pair.prompt] = per_post.get(pair.prompt, 0) + 1
     assert max(per_post.values()) <= 5
+
+
+def test_a_train_mixture_takes_each_source_under_its_own_settings(shared_data, tmp_path, caplog):
+    """Two sources as TRL's dataset_mixture: UltraFeedback with its GPT-4 score margins (a fraction of it), and
+    LLMBar with a column map and label-directed constant margins (a count of it); written as YAML with train_path
+    listing the sources."""
+    import yaml
+
+    from mmpo.config import load_config
+    from mmpo.data.mixture import train_pairs
+
+    uf = str(shared_data / "ultrafeedback" / "eval_clean.jsonl")
+    llmbar = str(shared_data / "llmbar" / "Natural" / "dataset.json")
+    config = {
+        "kind": "reward",
+        "data": {
+            "train_path": [
+                {"path": uf, "fraction": 0.25},
+                {
+                    "path": llmbar,
+                    "count": 10,
+                    "prompt_column": "input",
+                    "chosen_column": "output_1",
+                    "rejected_column": "output_2",
+                    "label_column": "label",
+                    "margin_source": "constant",
+                    "constant_margin": 3.0,
+                },
+            ]
+        },
+    }
+    (tmp_path / "mix.yaml").write_text(yaml.safe_dump(config))
+    cfg = load_config(tmp_path / "mix.yaml")
+    assert [s["path"] for s in cfg.data.train_mixture] == [uf, llmbar] and cfg.data.train_path == ""
+    caplog.set_level("INFO", logger="mmpo")
+    pairs = train_pairs(cfg.data, None, 0)
+    assert len(pairs) == 50 + 10
+    uf_rows = [json.loads(line) for line in open(uf)]
+    scores = [r["metadata"] for r in uf_rows]
+    assert [p.margin for p in pairs[:50]] == [
+        scores[p.source_row]["score_chosen"] - scores[p.source_row]["score_rejected"] for p in pairs[:50]
+    ]
+    assert {p.margin for p in pairs[50:]} == {3.0}
+    assert f"train mixture: {uf}: 50 of 200 pairs; {llmbar}: 10 of 100 pairs" in caplog.text
+    assert [p.source_row for p in train_pairs(cfg.data, None, 0)] == [p.source_row for p in pairs]  # seeded
+
+
+@pytest.mark.parametrize(
+    "source,message",
+    [
+        (
+            {"path": "a.jsonl", "count": 3, "fraction": 0.5},
+            r"data.train_mixture\[0\]: give count or fraction, not both",
+        ),
+        ({"path": "a.jsonl", "fraction": 1.5}, r"data.train_mixture\[0\].fraction must be in \(0, 1\] \(got 1.5\)"),
+        ({"path": "a.jsonl", "colour": "red"}, r"data.train_mixture\[0\]: unknown data setting\(s\) \['colour'\]"),
+        ({"count": 3}, r"data.train_mixture\[0\] needs a path"),
+        ({"path": "a.jsonl", "on_tie": "maybe"}, r"data.on_tie = 'maybe'"),
+    ],
+)
+def test_a_bad_mixture_source_is_named(source, message):
+    from mmpo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        DataConfig(train_mixture=[source]).validate()

@@ -418,3 +418,15 @@ def test_push_settings_are_checked_before_anything_loads(tmp_path, shared_data, 
         preflight(cfg)
     with pytest.raises(ConfigError, match="train.extra.push_to_hub is set by mmpo; use the train.push_to_hub"):
         preflight(reward_config(tmp_path, shared_data, "train.extra.push_to_hub=true"))
+
+
+def test_a_mixture_trains_from_the_command_line(tmp_path, shared_data, capsys):
+    first = write_jsonl(tmp_path / "first.jsonl", on_topic_pairs(shared_data, 0, 60))
+    second = write_jsonl(tmp_path / "second.jsonl", on_topic_pairs(shared_data, 100, 40))
+    overrides = [o for o in reward_overrides(tmp_path, shared_data) if not o.startswith("data.train_path")]
+    mixture = f"data.train_mixture=[{{path: {first}, count: 30}}, {{path: {second}, fraction: 0.5}}]"
+    argv = ["train", "reward", *overrides, mixture, "train.num_train_epochs=1"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["train_pairs_per_rank"] == [50]
+    card = (tmp_path / "run" / "README.md").read_text()
+    assert f"a mixture of `{first}` (30 pairs), `{second}` (0.5 of its pairs)" in card

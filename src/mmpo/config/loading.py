@@ -85,6 +85,10 @@ def fill_dataclass(instance: Any, values: dict[str, Any], prefix: str) -> None:
         full = f"{prefix}{key}"
         if key not in names:
             raise ConfigError(f"unknown config key {full!r}; known keys here: {sorted(names)}")
+        if key == "train_path" and isinstance(value, list) and "train_mixture" in names:
+            # a list of train sources is a mixture (each a path, or a mapping with path and its own settings)
+            key, value = "train_mixture", [v if isinstance(v, dict) else {"path": v} for v in value]
+            full = f"{prefix}{key}"
         current = getattr(instance, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):

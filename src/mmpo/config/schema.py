@@ -7,6 +7,7 @@ models, so that a bad setting fails in well under a second, before any heavy wor
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -42,6 +43,10 @@ class DataConfig:
     """Where the pairs come from and how to turn rows into (prompt, chosen, rejected, margin)."""
 
     train_path: str = ""
+    # several train sources instead of train_path (YAML may also give train_path a list): each a mapping with
+    # `path`, at most one of `count` (pairs) or `fraction` (of the source's pairs), and any data.* setting for that
+    # source alone (columns, margin_source, ...), as TRL's dataset_mixture
+    train_mixture: list[dict[str, Any]] = field(default_factory=list)
     eval_path: str = ""
     prompt_column: str = "prompt"
     chosen_column: str = "chosen"
@@ -104,6 +109,10 @@ class DataConfig:
         bad = [q for q in self.margin_quartiles if q not in (1, 2, 3, 4)]
         if bad:
             raise ConfigError(f"data.margin_quartiles must be in 1..4 (got {bad})")
+        for index, source in enumerate(self.train_mixture):
+            mixture_source(self, index, source)
+        if self.train_mixture and self.train_path:
+            raise ConfigError("give data.train_path or data.train_mixture, not both")
         if self.margin_source == "annotators" and not self.annotator_columns:
             raise ConfigError("data.margin_source = 'annotators' needs data.annotator_columns (e.g. [a1, a2, a3])")
         if self.label_column and self.margin_source not in LABEL_DIRECTED_SOURCES:
@@ -111,6 +120,31 @@ class DataConfig:
                 f"data.label_column only applies to margin_source {LABEL_DIRECTED_SOURCES}; with "
                 f"{self.margin_source!r} the sign of the margin already says which response won"
             )
+
+
+MIXTURE_KEYS = ("path", "count", "fraction")
+
+
+def mixture_source(data: DataConfig, index: int, source: dict[str, Any]) -> tuple[str, int, float, DataConfig]:
+    """(path, count, fraction, this source's DataConfig) of ``data.train_mixture[index]``, checked."""
+    where = f"data.train_mixture[{index}]"
+    if not isinstance(source, dict) or not isinstance(source.get("path"), str) or not source["path"]:
+        raise ConfigError(f"{where} needs a path (got {short_repr(source)})")
+    count, fraction = source.get("count", 0), source.get("fraction", 1.0)
+    if "count" in source and "fraction" in source:
+        raise ConfigError(f"{where}: give count or fraction, not both")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ConfigError(f"{where}.count must be a whole number >= 0 (got {short_repr(count)})")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise ConfigError(f"{where}.fraction must be in (0, 1] (got {short_repr(fraction)})")
+    settings = {k: v for k, v in source.items() if k not in MIXTURE_KEYS}
+    known = {f.name for f in dataclasses.fields(DataConfig)} - {"train_path", "train_mixture", "eval_path"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown data setting(s) {unknown}")
+    own = dataclasses.replace(data, train_path="", train_mixture=[], **settings)
+    own.validate()
+    return source["path"], count, float(fraction), own
 
 
 # Margin sources whose value carries no direction: a label column says which response won.
@@ -257,5 +291,5 @@ class RunConfig:
             raise ConfigError(str(exc)) from None
         self.lora.validate()
         self.train.validate()
-        if not self.data.train_path:
+        if not (self.data.train_path or self.data.train_mixture):
             raise ConfigError("data.train_path is required")

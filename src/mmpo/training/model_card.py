@@ -32,7 +32,7 @@ def _yaml_list(key: str, values: list[str]) -> list[str]:
 
 def _front_matter(cfg: RunConfig) -> str:
     base = hub_model_id(cfg.model)
-    sources = [cfg.data.train_path, cfg.data.eval_path]
+    sources = [cfg.data.train_path, cfg.data.eval_path, *[s["path"] for s in cfg.data.train_mixture]]
     hub_datasets = [d.repo_id for d in (parse_hub_dataset_id(s) for s in sources if s) if d is not None]
     frozen_head = cfg.kind == "reward" and cfg.reward_head == "frozen_encoder"
     kind_tags = {"reward": ["reward-model"], "policy": ["dpo", "preference-optimization"], "kto": ["kto"]}[cfg.kind]
@@ -76,6 +76,17 @@ def _how_to_load(cfg: RunConfig, repo_id: str) -> str:
     return f"```python\nfrom transformers import {auto}\n\nmodel = {auto}.from_pretrained({repo_id!r})\n```"
 
 
+def _train_sources(data) -> str:
+    if not data.train_mixture:
+        return f"`{data.train_path}`"
+    parts = []
+    for source in data.train_mixture:
+        amount = f"{source['count']} pairs" if "count" in source else f"{source.get('fraction', 1.0):g} of its pairs"
+        own = {k: v for k, v in source.items() if k not in ("path", "count", "fraction")}
+        parts.append(f"`{source['path']}` ({amount}" + (f"; {own}" if own else "") + ")")
+    return "a mixture of " + ", ".join(parts)
+
+
 def model_card(cfg: RunConfig, metrics: dict[str, float], repo_id: str = "") -> str:
     name = repo_id or Path(cfg.train.output_dir).name
     what = {"reward": "reward model", "policy": "policy", "kto": "policy (KTO)"}[cfg.kind]
@@ -90,7 +101,7 @@ def model_card(cfg: RunConfig, metrics: dict[str, float], repo_id: str = "") -> 
         "",
         "## Data",
         "",
-        f"- train: `{data.train_path}`" + (f"; eval: `{data.eval_path}`" if data.eval_path else ""),
+        f"- train: {_train_sources(data)}" + (f"; eval: `{data.eval_path}`" if data.eval_path else ""),
         f"- margins: `{data.margin_source}`, scaled by {_number(data.margin_scale)}",
         "",
         "## Loss and training",

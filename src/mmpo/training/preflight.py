@@ -57,8 +57,9 @@ def check_attention_kernel(cfg: RunConfig) -> None:
 
 
 def check_data_paths(cfg: RunConfig) -> None:
-    for key in ("train_path", "eval_path"):
-        value = getattr(cfg.data, key)
+    named = [(key, getattr(cfg.data, key)) for key in ("train_path", "eval_path")]
+    named += [(f"train_mixture[{i}].path", source["path"]) for i, source in enumerate(cfg.data.train_mixture)]
+    for key, value in named:
         if value and not data_source_exists(value):
             raise ConfigError(f"data.{key}: {value!r} does not exist")
 

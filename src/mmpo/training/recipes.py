@@ -17,6 +17,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from mmpo.config.schema import RunConfig
+from mmpo.data.mixture import train_pairs
 from mmpo.data.prepare import cap_samples, prepare_pairs
 from mmpo.data.unpaired import kto_pseudo_pairs, median_score, scored_samples
 from mmpo.distributed import process_state
@@ -76,7 +77,7 @@ class Recipe(ABC):
     def load_pairs(self, tokenizer: PreTrainedTokenizerBase) -> tuple[list[Pair], list[Pair]]:
         """Validated train and eval pairs (eval empty without data.eval_path)."""
         data = self.cfg.data
-        train = prepare_pairs(data, data.train_path, tokenizer, data.max_train_samples, "train")
+        train = train_pairs(data, tokenizer, data.max_train_samples)
         evaluation = (
             prepare_pairs(data, data.eval_path, tokenizer, data.max_eval_samples, "eval") if data.eval_path else []
         )
@@ -227,6 +228,8 @@ class KTORecipe(PolicyRecipe):
     def load_pairs(self, tokenizer):
         data = self.cfg.data
         seed = data.shuffle_seed
+        if data.train_mixture:
+            raise ConfigError("data.train_mixture is for pair data; KTO reads one data.train_path")
         train_samples = cap_samples(scored_samples(data, data.train_path), data.max_train_samples, seed)
         median = median_score(train_samples)
         logger.info("kto: %d train samples, median score %g", len(train_samples), median)

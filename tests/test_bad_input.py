@@ -118,6 +118,9 @@ def test_missing_file(tmp_path, capsys):
             "train.resume_from_checkpoint: '/no/such/checkpoint' does not exist",
         ),
         ("data.eval_path=/no/such.jsonl", "data.eval_path: '/no/such.jsonl' does not exist"),
+        ("train.log_completions=2", "train.log_completions answers eval prompts; set data.eval_path"),
+        ("train.log_completions=-1", "train.log_completions must be >= 0 (got -1)"),
+        ("train.push_to_hub=true", "train.push_to_hub needs train.hub_model_id as org/name (got '')"),
         ("attn_implementation=flash", "attn_implementation = 'flash'; choose one of"),
         (
             "attn_implementation=flash_attention_2",

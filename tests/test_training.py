@@ -430,3 +430,32 @@ def test_a_mixture_trains_from_the_command_line(tmp_path, shared_data, capsys):
     assert json.loads(capsys.readouterr().out)["train_pairs_per_rank"] == [50]
     card = (tmp_path / "run" / "README.md").read_text()
     assert f"a mixture of `{first}` (30 pairs), `{second}` (0.5 of its pairs)" in card
+
+
+def test_completions_are_logged_at_every_evaluation(tmp_path, tiny_llama_dir):
+    """As TRL's LogCompletionsCallback: the policy's greedy answers to eval prompts, per evaluation step, in
+    completions.jsonl and in TensorBoard's text tab, beside the preference logit of that prompt's pair."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = policy_config(
+        tmp_path,
+        tiny_llama_dir,
+        "train.num_train_epochs=1",
+        "train.eval_steps=3",
+        "train.log_completions=2",
+        "train.log_completions_max_new_tokens=5",
+        "train.report_to=[tensorboard]",
+    )
+    result = train_from_config(cfg)
+    rows = [json.loads(line) for line in (result.output_dir / "completions.jsonl").read_text().splitlines()]
+    steps = sorted({r["step"] for r in rows})
+    assert steps == [3, 6] and all(sum(r["step"] == s for r in rows) == 2 for s in steps)
+    evaluation = [json.loads(line) for line in (tmp_path / "peval.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in rows[:2]] == [e["prompt"] for e in evaluation[:2]]
+    assert all(isinstance(r["completion"], str) and isinstance(r["preference_logit"], float) for r in rows)
+    assert rows[-1]["preference_logit"] == pytest.approx(result.eval_preference_logits[1])  # the final evaluation's
+    events = EventAccumulator(str(next((result.output_dir).rglob("events.out.tfevents*")).parent))
+    events.Reload()
+    texts = events.Tensors("eval/completions/text_summary")
+    assert [t.step for t in texts] == [3, 6]
+    assert rows[0]["completion"].replace("|", "\\|").replace("\n", " ") in texts[0].tensor_proto.string_val[0].decode()

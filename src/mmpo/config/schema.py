@@ -193,6 +193,8 @@ class TrainSettings:
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     resume_from_checkpoint: str = ""  # "" = auto (latest in output_dir), "none" = start fresh, or a path
     disable_tqdm: bool = False
+    log_completions: int = 0  # policies: greedy answers to this many eval prompts at every evaluation
+    log_completions_max_new_tokens: int = 64
     # push the finished folder (weights, card, config, metrics) to the Hub, after all of it is written
     push_to_hub: bool = False
     hub_model_id: str = ""  # org/name
@@ -217,6 +219,8 @@ class TrainSettings:
         check_range("train.eval_steps", self.eval_steps, low=0)
         check_range("train.save_steps", self.save_steps, low=0)
         check_range("train.save_total_limit", self.save_total_limit, low=0, strict_low=True)
+        check_range("train.log_completions", self.log_completions, low=0)
+        check_range("train.log_completions_max_new_tokens", self.log_completions_max_new_tokens, low=0, strict_low=True)
         if self.push_to_hub and not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", self.hub_model_id):
             raise ConfigError(f"train.push_to_hub needs train.hub_model_id as org/name (got {self.hub_model_id!r})")
         unknown = [r for r in self.report_to if r not in REPORT_BACKENDS]

@@ -38,6 +38,10 @@ def check_trainer_settings(cfg: RunConfig) -> None:
         package = _BACKEND_PACKAGES.get(backend)
         if package and importlib.util.find_spec(package) is None:
             raise ConfigError(f"train.report_to includes {backend!r} but it is not installed: pip install {package}")
+    if train.log_completions and cfg.kind == "reward":
+        raise ConfigError("train.log_completions generates with a policy; a reward model has nothing to generate")
+    if train.log_completions and not cfg.data.eval_path:
+        raise ConfigError("train.log_completions answers eval prompts; set data.eval_path")
     if train.push_to_hub and hub_offline():
         raise ConfigError("train.push_to_hub with HF_HUB_OFFLINE=1: the run could not be pushed; unset one of them")
     if train.bf16 and cfg.model_dtype == "float16":

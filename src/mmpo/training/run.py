@@ -21,6 +21,7 @@ from mmpo.distributed import decide_on_main, main_process_first, process_state
 from mmpo.metrics.calibration import bins_record, pairwise_calibration
 from mmpo.metrics.plots import plot_preference_logit_history, plot_reliability
 from mmpo.training.arguments import build_training_arguments
+from mmpo.training.completions import LogCompletions
 from mmpo.training.model_card import write_model_card
 from mmpo.training.output_lock import output_dir_lock
 from mmpo.training.preflight import preflight
@@ -101,6 +102,10 @@ def _train(cfg: RunConfig, resume: str | None, callbacks: list[TrainerCallback])
         target_gamma=cfg.eval_target_gamma,
         callbacks=[PreferenceLogitHistoryPlot(), SaveRunConfigWithCheckpoints(cfg), *callbacks],
     )
+    if cfg.train.log_completions and has_eval:
+        trainer.add_callback(
+            LogCompletions(trainer, cfg.train.log_completions, cfg.train.log_completions_max_new_tokens)
+        )
     if resume:
         logger.info("resuming from %s", resume)
     if trainer.is_world_process_zero():

@@ -27,7 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the te
 from helpers import prior_rows, rewardbench_rows  # noqa: E402
 
 from mmpo.cli import main as mmpo  # noqa: E402
-from mmpo.config.paths import resolve_data_path, shared_data_dir  # noqa: E402
+from mmpo.config.paths import resolve_data_path  # noqa: E402
+
+# the project's public test data, beside the checkout (as the tests read it); the package never looks for it
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def run(*argv: str) -> None:
@@ -45,7 +48,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> str:
 
 def benchmark_files(out: Path, per_subset: int, prior: int) -> tuple[str, str]:
     """A RewardBench-format file (Chat Hard subsets from LLMBar) and an anthropic_helpful Prior Set."""
-    shared = shared_data_dir()
+    shared = SHARED_DATA
     rb = write_jsonl(out / "rewardbench_cpu.jsonl", rewardbench_rows(shared, per_subset))
     return rb, write_jsonl(out / "prior_sets_cpu.jsonl", prior_rows(shared, prior))
 

@@ -68,6 +68,11 @@ def test_train_writes_model_metrics_and_tensorboard(trained_reward, capsys):
     report = json.loads((tmp / "report" / "report.json").read_text())
     assert report["accuracy"] == pytest.approx(metrics["eval_accuracy"])
     assert report["ece"] == pytest.approx(metrics["eval_ece"], abs=1e-6)
+    trained = json.loads((tmp / "rm" / "eval_metrics.json").read_text())
+    assert report["intervals"]["accuracy"] == pytest.approx(trained["intervals"]["eval_accuracy"])  # same pairs
+    assert report["bootstrap"] == {"resamples": 1000, "level": 0.95}
+    scored = [json.loads(line) for line in (tmp / "report" / "pair_scores.jsonl").read_text().splitlines()]
+    assert [r["pair"] for r in scored] == [f"#{i}" for i in range(60)]
     assert (tmp / "report" / "reliability.png").stat().st_size > 1000
 
     # best-of-n: the on-topic answer should be picked among off-topic ones

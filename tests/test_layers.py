@@ -91,3 +91,19 @@ def test_the_scanner_sees_lazy_and_relative_imports():
     assert "config" in imported_packages(sample) and "metrics" in imported_packages(sample)
     lazy = PACKAGE / "data" / "pairs.py"  # imports the similarity estimator inside a function
     assert "margins" in imported_packages(lazy)
+
+
+def test_benchmarks_and_scripts_import_names_that_exist():
+    """The benchmarks run rarely; a name they import from mmpo that was renamed or removed must fail here."""
+    import importlib
+    import importlib.util
+
+    root = PACKAGE.parents[1]
+    for script in sorted([*(root / "benchmarks").glob("*.py"), *(root / "scripts").glob("*.py")]):
+        for node in ast.walk(ast.parse(script.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "mmpo":
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    assert hasattr(module, alias.name) or importlib.util.find_spec(f"{node.module}.{alias.name}"), (
+                        f"{script.name}: {node.module} has no {alias.name}"
+                    )

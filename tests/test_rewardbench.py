@@ -86,6 +86,19 @@ def test_reward_model_on_rewardbench_with_prior_sets(benchmark_files, shared_dat
     assert report["score_v1_leaderboard"] == pytest.approx((2 * chat_hard + prior_acc) / 3)
     assert 0.0 <= report["prior_sets/ece"] <= 1.0 and report["prior_sets/pairs"] == 16
     assert (out / "reliability_prior_sets.png").read_bytes()[:4] == b"\x89PNG"
+    low, high = report["intervals"]["section/Chat Hard"]  # resampled within each subset
+    assert low <= report["section/Chat Hard"] <= high and low < high
+    assert report["intervals"]["score_v1_leaderboard"][0] <= report["score_v1_leaderboard"]
+
+    # the same model at another length, compared pair by pair on the RewardBench pairs (accuracy only)
+    shorter = tmp / "report_short"
+    rb_short = ["eval", "--model", f"{tmp}/rm", "--benchmark", "rewardbench", "--data", rb, "--max-length", "32"]
+    assert main([*rb_short, "--max-prompt-length", "16", "--out", str(shorter)]) == 0
+    capsys.readouterr()
+    assert main(["compare", f"full={out}", f"short={shorter}", "--json"]) == 0
+    (difference,) = json.loads(capsys.readouterr().out)["differences"]
+    assert (difference["on"], difference["pairs"]) == ("RewardBench", 36 + 16)
+    assert set(difference) == {"run", "baseline", "on", "pairs", "accuracy"}
 
     # the frozen encoder honours --max-length (a new embedding key) and refuses more than its positions
     rb_eval = ["eval", "--model", f"{tmp}/rm", "--benchmark", "rewardbench", "--data", rb]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from helpers import on_topic_pairs, write_jsonl, yes_no_pairs
+from PIL import Image
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
@@ -459,3 +462,105 @@ def test_completions_are_logged_at_every_evaluation(tmp_path, tiny_llama_dir):
     texts = events.Tensors("eval/completions/text_summary")
     assert [t.step for t in texts] == [3, 6]
     assert rows[0]["completion"].replace("|", "\\|").replace("\n", " ") in texts[0].tensor_proto.string_val[0].decode()
+
+
+def test_compare_gives_intervals_and_paired_differences_of_two_runs(tmp_path, shared_data, capsys):
+    """An MMPO and a BT reward model on the same eval pairs: `mmpo compare` shows each metric with its bootstrap
+    interval, and the paired difference of the second run to the first with its interval and p-value, computed
+    from the pair-by-pair scores both runs wrote (the estimate is exactly the difference of their metrics)."""
+    mmpo_run = train_from_config(reward_config(tmp_path, shared_data, "train.num_train_epochs=2"))
+    bt_cfg = reward_config(
+        tmp_path, shared_data, "train.num_train_epochs=2", "loss.loss_type=bt", f"train.output_dir={tmp_path}/bt"
+    )
+    bt_run = train_from_config(bt_cfg)
+    saved = json.loads((mmpo_run.output_dir / "eval_metrics.json").read_text())
+    low, high = saved["intervals"]["eval_accuracy"]
+    assert low <= saved["eval_accuracy"] <= high and high - low > 0
+    assert len((mmpo_run.output_dir / "eval_pair_scores.jsonl").read_text().splitlines()) == 80
+    capsys.readouterr()
+    assert main(["compare", f"MMPO={mmpo_run.output_dir}", f"BT={bt_run.output_dir}", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    (difference,) = result["differences"]
+    assert (difference["run"], difference["baseline"], difference["pairs"]) == ("BT", "MMPO", 80)
+    expected = bt_run.metrics["eval_accuracy"] - mmpo_run.metrics["eval_accuracy"]
+    assert difference["accuracy"]["estimate"] == pytest.approx(expected, abs=1e-9)
+    assert difference["nll_soft"]["estimate"] == pytest.approx(
+        bt_run.metrics["eval_nll_soft"] - mmpo_run.metrics["eval_nll_soft"], rel=1e-4
+    )
+    lo, hi = difference["accuracy"]["interval"]
+    assert lo <= difference["accuracy"]["estimate"] <= hi and 0 <= difference["accuracy"]["p_value"] <= 1
+    assert f"{saved['eval_accuracy']:.3f} [{low:.3f}, {high:.3f}]" in result["table"]
+    assert "| BT - MMPO | held-out | 80 |" in result["table"]
+
+
+def test_a_sweep_trains_its_grid_selects_on_eval_and_skips_finished_cells(tmp_path, shared_data, capsys, caplog):
+    import statistics
+
+    caplog.set_level("INFO", logger="mmpo")
+    settings = [o for o in reward_overrides(tmp_path, shared_data) if not o.startswith("train.output_dir")]
+    argv = ["sweep", "reward", *settings, "train.num_train_epochs=2", "loss.gamma=0.5,inf", "seed=1,2"]
+    argv += ["--out", str(tmp_path / "sweep")]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    record = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert [s["setting"] for s in record["settings"]] == [{"loss.gamma": "0.5"}, {"loss.gamma": "inf"}]
+    for setting in record["settings"]:
+        runs = [json.loads((tmp_path / "sweep" / r / "eval_metrics.json").read_text()) for r in setting["runs"]]
+        assert len(runs) == 2 and runs[0]["eval_nll_soft"] != runs[1]["eval_nll_soft"]  # two seeds, two runs
+        values = [r["eval_nll_soft"] for r in runs]
+        assert setting["mean"]["nll_soft"] == pytest.approx(statistics.fmean(values))
+        assert setting["std"]["nll_soft"] == pytest.approx(statistics.stdev(values))
+    best = min(record["settings"], key=lambda s: s["mean"]["nll_soft"])
+    assert summary["selected"] == record["selected"] == best
+    assert "(selected)" in (tmp_path / "sweep" / "sweep.md").read_text()
+    assert Image.open(tmp_path / "sweep" / "sweep.png").size[0] > 100
+    saved = yaml.safe_load((tmp_path / "sweep" / "loss.gamma=inf__train.seed=2" / "mmpo_config.yaml").read_text())
+    assert saved["loss"]["gamma"] == float("inf") and saved["train"]["seed"] == 2
+    assert (tmp_path / "sweep" / "cache").is_dir()  # one cache for every cell
+    caplog.clear()
+    assert main(argv) == 0  # again: every cell is read back, none trained
+    assert json.loads(capsys.readouterr().out)["selected"] == best
+    assert sum("(done, read back)" in r.getMessage() for r in caplog.records) == 4
+    assert not any("step 1/" in r.getMessage() for r in caplog.records)
+
+    # one self-contained report of two cells and the sweep: every image embedded, and every one decodes
+    cells = [tmp_path / "sweep" / name for name in ("loss.gamma=0.5__train.seed=1", "loss.gamma=inf__train.seed=1")]
+    out = tmp_path / "report"
+    compare = ["compare", f"soft={cells[0]}", f"hard={cells[1]}", "--out", str(out), "--sweep", str(tmp_path / "sweep")]
+    assert main(compare) == 0
+    page = (out / "index.html").read_text()
+    images = html_images(page)
+    captions = [alt for alt, _ in images]
+    assert "reliability: held-out" in captions and "each metric against the swept key" in captions
+    assert "soft: mean preference logit h by step" in captions and "hard: mean preference logit h by step" in captions
+    for _, png in images:
+        assert Image.open(io.BytesIO(png)).size[0] > 100
+    assert "| hard - soft |" not in page and "<td>hard - soft</td>" in page  # the paired differences, as HTML
+    assert "(selected)" in page and "http" not in page.replace("http-equiv", "")  # nothing fetched
+
+
+def html_images(page: str) -> list[tuple[str, bytes]]:
+    """(alt, decoded PNG bytes) of every <img> in the page; an image that is not embedded fails."""
+    import base64
+    from html.parser import HTMLParser
+
+    found: list[tuple[str, bytes]] = []
+
+    class Images(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag == "img":
+                attributes = dict(attrs)
+                source = attributes["src"]
+                assert source.startswith("data:image/png;base64,"), source[:40]
+                found.append((attributes["alt"], base64.b64decode(source.split(",", 1)[1], validate=True)))
+
+    Images().feed(page)
+    return found
+
+
+def test_a_sweep_checks_every_cell_before_training(tmp_path, shared_data, capsys):
+    settings = [o for o in reward_overrides(tmp_path, shared_data) if not o.startswith("train.output_dir")]
+    argv = ["sweep", "reward", *settings, "loss.gamma=1,-2", "--out", str(tmp_path / "sweep")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().startswith("mmpo: error: loss.gamma must be > 0 or inf (got -2.0)")
+    assert not (tmp_path / "sweep").exists()

@@ -72,7 +72,7 @@ def port(text: str) -> int:
 
 # DataConfig's fields (tests/test_cli.py keeps the two equal; importing the schema here would slow --help)
 DATA_KEYS = (
-    "train_path eval_path prompt_column chosen_column rejected_column label_column section_column format "
+    "train_path train_mixture eval_path prompt_column chosen_column rejected_column label_column section_column format "
     "chat_template margin_source chosen_score rejected_score completion_column kto_score kto_label chosen_votes "
     "rejected_votes annotator_columns constant_margin margin_scale similarity_model on_tie on_negative on_empty "
     "max_train_samples max_eval_samples max_pairs_per_prompt margin_quartiles min_margin stratify_margin_quartiles "

@@ -17,7 +17,8 @@ def register(subparsers) -> None:
         "compare", help="several runs' reports as one markdown table + overlaid reliability diagrams"
     )
     cmp.add_argument("runs", nargs="+", metavar="RUN", help="run folder, report.json or mt_bench.json; NAME=PATH,PATH")
-    cmp.add_argument("--out", default="", help="folder for compare.md and reliability_*.png")
+    cmp.add_argument("--out", default="", help="folder for index.html (one self-contained page), compare.md, PNGs")
+    cmp.add_argument("--sweep", default="", help="an mmpo sweep --out folder: its table and curves in index.html")
     cmp.add_argument("--json", action="store_true", help="print JSON (table and file paths) instead of the table")
     cmp.set_defaults(func=execute)
 
@@ -25,7 +26,7 @@ def register(subparsers) -> None:
 def to_params(args: argparse.Namespace) -> CompareParams:
     from mmpo.commands.compare import CompareParams
 
-    return CompareParams(args.runs, args.out)
+    return CompareParams(args.runs, args.out, args.sweep)
 
 
 def execute(args: argparse.Namespace) -> int:

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from mmpo.errors import ConfigError
+from mmpo.metrics.bootstrap import METRICS, Difference, paired_differences
 from mmpo.metrics.calibration import CalibrationBins
+from mmpo.metrics.pair_scores import PAIR_SCORES_FILE, TRAINING_PAIR_SCORES_FILE, read_pair_scores
 
 # (column title, report key, format); a column appears when any run has its key
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -44,6 +46,10 @@ class RunSummary:
     name: str
     values: dict[str, Any] = field(default_factory=dict)
     reliability: dict[str, CalibrationBins] = field(default_factory=dict)  # by where it was measured
+    intervals: dict[str, list[float]] = field(default_factory=dict)  # report key -> 95% bootstrap interval
+    # where measured ("held-out", "RewardBench") -> pair key -> (margin, h)
+    pair_scores: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    history_png: Path | None = None  # a training run's preference-logit history
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -74,6 +80,11 @@ def read_source(path: Path, summary: RunSummary) -> None:
             if (path / name).is_file():
                 read_source(path / name, summary)
                 found = True
+        for name in (PAIR_SCORES_FILE, TRAINING_PAIR_SCORES_FILE):
+            if (path / name).is_file():
+                summary.pair_scores.setdefault(HELD_OUT, {}).update(read_pair_scores(path / name))
+        if (path / HISTORY_PNG).is_file():
+            summary.history_png = path / HISTORY_PNG
         if (path / "eval_reliability.json").is_file():
             bins = _bins(_read_json(path / "eval_reliability.json"))
             if bins is not None:
@@ -85,6 +96,11 @@ def read_source(path: Path, summary: RunSummary) -> None:
         raise ConfigError(f"{path} does not exist")
     data = _read_json(path)
     summary.values.update({k: v for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    summary.intervals.update(data.get("intervals") or {})
+    if path.name == "report.json" and (path.parent / PAIR_SCORES_FILE).is_file():
+        summary.pair_scores.setdefault(HELD_OUT, {}).update(read_pair_scores(path.parent / PAIR_SCORES_FILE))
+    if data.get("benchmark") == "rewardbench" and (path.parent / "results.jsonl").is_file():
+        summary.pair_scores[REWARDBENCH] = rewardbench_pair_scores(path.parent / "results.jsonl")
     prior = _bins(data.get("prior_sets/reliability_bins"))
     if prior is not None:
         summary.reliability["Prior Sets"] = prior
@@ -95,7 +111,10 @@ def read_source(path: Path, summary: RunSummary) -> None:
 
 def parse_run_argument(text: str) -> RunSummary:
     """``PATH`` or ``NAME=PATH[,PATH...]``."""
-    name, _, paths = text.rpartition("=") if "=" in text else ("", "", text)
+    # NAME is what comes before the first '=', unless the text is a path itself (sweep folders hold '=')
+    name, _, paths = text.partition("=")
+    if Path(text).exists() or not paths or "/" in name:
+        name, paths = "", text
     sources = [Path(p) for p in paths.split(",") if p]
     if not sources:
         raise ConfigError(f"{text!r} names no run or report")
@@ -114,6 +133,80 @@ def markdown_table(runs: list[RunSummary]) -> str:
         cells = []
         for _, key, fmt in columns:
             value = run.values.get(key)
-            cells.append("—" if value is None or value != value else fmt.format(value))
+            cell = "—" if value is None or value != value else fmt.format(value)
+            interval = run.intervals.get(key)
+            if interval and value == value and value is not None:
+                cell += " [" + ", ".join(fmt.format(bound) for bound in interval) + "]"
+            cells.append(cell)
         lines.append(f"| {run.name} | " + " | ".join(cells) + " |")
+    if any(run.intervals for run in runs):
+        lines += ["", "Brackets: 95% bootstrap intervals over the evaluated pairs."]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    baseline: str
+    run: str
+    where: str  # HELD_OUT or REWARDBENCH
+    pairs: int
+    differences: dict[str, Difference]
+
+
+def rewardbench_pair_scores(results: Path) -> dict[str, tuple[float, float]]:
+    """``results.jsonl`` of ``mmpo eval --benchmark rewardbench`` as pair scores: every pair's chosen response is
+    the better one (margin 1), h = score_chosen - score_rejected (a policy's without beta: only its sign, and so
+    accuracy, compares across runs)."""
+    scores = {}
+    for line in results.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            scores[f"{row['subset']}#{row['id']}"] = (1.0, float(row["score_chosen"]) - float(row["score_rejected"]))
+    return scores
+
+
+MIN_SHARED_PAIRS = 20
+HELD_OUT, REWARDBENCH = "held-out", "RewardBench"
+HISTORY_PNG = "preference_logit_history.png"
+
+
+def paired_comparisons(runs: list[RunSummary], gamma: float = 1.0) -> list[PairedComparison]:
+    """Every run against the first on the pairs both were scored on (paired bootstrap), held-out pairs and
+    RewardBench apart; where fewer than MIN_SHARED_PAIRS pairs are shared, there is no comparison."""
+    if len(runs) < 2:
+        return []
+    baseline = runs[0]
+    comparisons = []
+    for run in runs[1:]:
+        for where in (HELD_OUT, REWARDBENCH):
+            ours, theirs = baseline.pair_scores.get(where, {}), run.pair_scores.get(where, {})
+            shared = sorted(set(ours) & set(theirs))
+            if len(shared) < MIN_SHARED_PAIRS:
+                continue
+            margins = [ours[k][0] for k in shared]
+            if margins != [theirs[k][0] for k in shared]:
+                raise ConfigError(
+                    f"{baseline.name} and {run.name} give the same pairs different margins; not the same data"
+                )
+            h_a, h_b = [ours[k][1] for k in shared], [theirs[k][1] for k in shared]
+            differences = paired_differences(h_a, h_b, margins, gamma)
+            if where == REWARDBENCH:  # scores without a policy's beta: only accuracy is comparable
+                differences = {"accuracy": differences["accuracy"]}
+            comparisons.append(PairedComparison(baseline.name, run.name, where, len(shared), differences))
+    return comparisons
+
+
+def differences_table(comparisons: list[PairedComparison]) -> str:
+    """run - baseline per metric: the estimate, its paired 95% interval and the two-sided p-value."""
+    if not comparisons:
+        return ""
+    header = "| run - baseline | on | pairs | " + " | ".join(METRICS) + " |"
+    lines = [header, "|---|---|---|" + "---|" * len(METRICS)]
+    for c in comparisons:
+        cells = [
+            f"{d.estimate:+.3f} [{d.interval.low:+.3f}, {d.interval.high:+.3f}] p={d.p_value:.3f}" if d else "—"
+            for d in (c.differences.get(m) for m in METRICS)
+        ]
+        lines.append(f"| {c.run} - {c.baseline} | {c.where} | {c.pairs} | " + " | ".join(cells) + " |")
+    lines += ["", "Paired bootstrap over the pairs both runs scored; p: two-sided, for no difference."]
     return "\n".join(lines)

@@ -26,7 +26,9 @@ from mmpo.features.rewardbench_tokenize import (
 )
 from mmpo.features.scoring import RewardPairScorer, policy_rewards
 from mmpo.features.tokenize import LengthPolicy, tokenize_policy_pairs
+from mmpo.metrics.bootstrap import DEFAULT_RESAMPLES, LEVEL, metric_intervals
 from mmpo.metrics.calibration import bins_record, pairwise_calibration, preference_report
+from mmpo.metrics.pair_scores import PAIR_SCORES_FILE, pair_key, write_pair_scores
 from mmpo.metrics.plots import plot_reliability
 from mmpo.models.loading import load_causal_lm, saved_run_of
 from mmpo.records import Pair
@@ -157,6 +159,8 @@ def write_report(
     margins = [p.margin for p in pairs]
     report = preference_report(h, margins, gamma, bins, [p.section for p in pairs])
     report["target_gamma"] = gamma
+    report["intervals"] = {k: v.as_list() for k, v in metric_intervals(h, margins, gamma, bins).items()}
+    report["bootstrap"] = {"resamples": DEFAULT_RESAMPLES, "level": LEVEL}
     if out:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
@@ -165,4 +169,5 @@ def write_report(
         report["reliability_png"] = str(png)
         report["reliability_bins"] = bins_record(calibration)
         (folder / "report.json").write_text(strict_json.dumps(report))
+        write_pair_scores(folder / PAIR_SCORES_FILE, [pair_key(p.section, p.source_row) for p in pairs], margins, h)
     return report

@@ -29,6 +29,7 @@ from mmpo.data.pairs import build_pairs
 from mmpo.errors import DataError
 from mmpo.evaluation.pair_eval import PairScores, ScoringSettings, pair_scores, section_name
 from mmpo.evaluation.rewardbench_files import write_results_jsonl, write_rewardbench_files
+from mmpo.metrics.bootstrap import rewardbench_intervals
 from mmpo.metrics.calibration import CalibrationBins, bins_record, pairwise_calibration
 from mmpo.metrics.plots import plot_reliability
 from mmpo.metrics.rewardbench import PRIOR_SETS, rewardbench_scores
@@ -188,6 +189,12 @@ def evaluate_rewardbench(
         prior_accuracy, prior_entries, pooled_bins = prior_sets_report(prior_scores, priors.pairs, bins)
         report.update(prior_entries)
     report.update(rewardbench_scores(subset_accuracy, prior_accuracy))
+    rb_correct, prior_correct = correct_pairs(rb_scores), correct_pairs(prior_scores) if priors.pairs else None
+    intervals = rewardbench_intervals(
+        {name: rb_correct[index] for name, index in _groups(rb.pairs).items()},
+        {name: prior_correct[index] for name, index in _groups(priors.pairs).items()} if priors.pairs else {},
+    )
+    report["intervals"] = {key: interval.as_list() for key, interval in intervals.items()}
     if out:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)

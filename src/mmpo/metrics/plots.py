@@ -61,3 +61,31 @@ def plot_preference_logit_history(history: list[dict], path: str | Path) -> Path
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_sweep(
+    x_key: str,
+    x_values: list[str],
+    lines: dict[str, dict[str, tuple[list[float], list[float]]]],
+    path: str | Path,
+) -> Path:
+    """One panel per metric: its mean over seeds (error bars: one standard deviation) against the swept key,
+    one line per setting of the other keys. x values are categories in the order swept, so gamma = inf sits at
+    the right end like any other value."""
+    path = Path(path)
+    metrics = list(next(iter(lines.values())))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.5), dpi=120, squeeze=False)
+    positions = list(range(len(x_values)))
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for label, by_metric in lines.items():
+            means, stds = by_metric[metric]
+            ax.errorbar(positions, means, yerr=stds, marker="o", capsize=3, label=label or None)
+        ax.set_xticks(positions, x_values)
+        ax.set_xlabel(x_key)
+        ax.set_title(metric)
+    if any(lines):
+        axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

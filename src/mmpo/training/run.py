@@ -18,7 +18,9 @@ from transformers import TrainerCallback
 from mmpo.config.saved_run import SavedRun
 from mmpo.config.schema import RunConfig
 from mmpo.distributed import decide_on_main, main_process_first, process_state
+from mmpo.metrics.bootstrap import metric_intervals
 from mmpo.metrics.calibration import bins_record, pairwise_calibration
+from mmpo.metrics.pair_scores import TRAINING_PAIR_SCORES_FILE, pair_key, write_pair_scores
 from mmpo.metrics.plots import plot_preference_logit_history, plot_reliability
 from mmpo.training.arguments import build_training_arguments
 from mmpo.training.completions import LogCompletions
@@ -130,6 +132,13 @@ def save_final_model(trainer, out: Path) -> None:
     trainer.save_model(str(out))
 
 
+def write_eval_pair_scores(dataset, out: Path, margins: list[float], h: list[float]) -> None:
+    """The final evaluation pair by pair (``eval_pair_scores.jsonl``), keyed as ``mmpo eval`` keys them."""
+    rows = dataset.select_columns(["section", "source_row"]) if hasattr(dataset, "select_columns") else dataset
+    keys = [pair_key(row["section"], row["source_row"]) for row in rows]
+    write_pair_scores(out / TRAINING_PAIR_SCORES_FILE, keys, margins, h)
+
+
 def _finish(cfg: RunConfig, trainer, out: Path, has_eval: bool) -> TrainResult:
     """Final evaluation (reusing the last one when it ran at this step), reliability diagram, metrics file."""
     metrics: dict[str, float] = {}
@@ -151,7 +160,13 @@ def _finish(cfg: RunConfig, trainer, out: Path, has_eval: bool) -> TrainResult:
             (out / "eval_reliability.json").write_text(json.dumps(bins_record(calibration)))
     world = trainer.accelerator.num_processes
     if trainer.is_world_process_zero():
-        (out / "eval_metrics.json").write_text(json.dumps({**metrics, "world_size": world}, indent=2))
+        record: dict = {**metrics, "world_size": world}
+        if h:
+            intervals = metric_intervals(h, margins, cfg.eval_target_gamma, cfg.ece_bins)
+            record["intervals"] = {f"eval_{k}": v.as_list() for k, v in intervals.items()}
+            if cfg.kind != "kto":  # KTO's eval rows are samples, two per file row: no pair to key them by
+                write_eval_pair_scores(trainer.eval_dataset, out, margins, h)
+        (out / "eval_metrics.json").write_text(json.dumps(record, indent=2))
         write_model_card(cfg, out, metrics)
         if cfg.train.push_to_hub:  # last: the folder is complete (weights, card, config, metrics, head config)
             push_run_folder(out, cfg.train.hub_model_id, cfg.train.hub_private)

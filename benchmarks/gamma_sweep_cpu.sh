@@ -30,7 +30,7 @@ for EPOCHS in 10 20; do
   for SEED in 1 2 3; do
     for RUN in "$SWEEP/loss.gamma=${GAMMA}__train.seed=$SEED" "$SWEEP-bt/train.seed=$SEED"; do
       $MMPO eval --model "$RUN" --benchmark rewardbench --data "$OUT/rewardbench_cpu.jsonl" \
-        --prior-sets "$OUT/prior_sets_cpu.jsonl" --out "$RUN/rewardbench" > /dev/null
+        --prior-sets "$OUT/prior_sets_cpu.jsonl" --out "$RUN/rewardbench" on_empty=drop > /dev/null
     done
     $MMPO compare "MMPO-gamma$GAMMA=$SWEEP/loss.gamma=${GAMMA}__train.seed=$SEED,$SWEEP/loss.gamma=${GAMMA}__train.seed=$SEED/rewardbench/report.json" \
       "BT=$SWEEP-bt/train.seed=$SEED,$SWEEP-bt/train.seed=$SEED/rewardbench/report.json" \

@@ -162,7 +162,11 @@ def test_demo_prints_side_by_side_table(tmp_path, shared_data, capsys):
     table = capsys.readouterr().out.strip().splitlines()
     assert table[0].startswith("| run | held-out acc. | held-out ECE | held-out NLL | acc. | ECE |")
     metrics = json.loads((tmp_path / "demo" / "mmpo" / "eval_metrics.json").read_text())
-    assert table[2].startswith(f"| mmpo | {metrics['eval_accuracy']:.3f} | {metrics['eval_ece']:.3f} |")
+    (acc_low, acc_high), (ece_low, ece_high) = (metrics["intervals"][k] for k in ("eval_accuracy", "eval_ece"))
+    assert table[2].startswith(
+        f"| mmpo | {metrics['eval_accuracy']:.3f} [{acc_low:.3f}, {acc_high:.3f}] "
+        f"| {metrics['eval_ece']:.3f} [{ece_low:.3f}, {ece_high:.3f}] |"
+    )
     assert table[2].endswith("| — | — | — |") and table[3].startswith("| BT |")
     assert (tmp_path / "cmp" / "compare.md").read_text().strip().splitlines() == table
     assert (tmp_path / "cmp" / "reliability_held_out.png").stat().st_size > 1000

@@ -565,3 +565,26 @@ def test_a_sweep_checks_every_cell_before_training(tmp_path, shared_data, capsys
     assert main(argv) == 2
     assert capsys.readouterr().err.strip().startswith("mmpo: error: loss.gamma must be > 0 or inf (got -2.0)")
     assert not (tmp_path / "sweep").exists()
+
+
+def test_a_sweep_of_policies_and_of_kto_runs_each_cell(tmp_path, tiny_llama_dir, capsys):
+    """The same grid for the other kinds: DPO-family policies and KTO (reference log-probs computed once)."""
+    base = [o for o in policy_overrides(tmp_path, tiny_llama_dir) if not o.startswith("train.output_dir")]
+    base = [*base, "train.max_steps=2"]
+    assert main(["sweep", "policy", *base, "loss.gamma=1,inf", "--out", str(tmp_path / "policy")]) == 0
+    policy = json.loads(capsys.readouterr().out)
+    assert policy["cells"] == 2 and policy["selected"]["setting"]["loss.gamma"] in ("1", "inf")
+    samples = [
+        {
+            "prompt": f"Is {i} a number? Answer:",
+            "completion": " yes." if i % 2 else " no.",
+            "score": float(i % 2 * 6 + 2),
+        }
+        for i in range(32)
+    ]
+    kto = [o for o in base if not o.startswith(("data.train_path", "data.eval_path"))]
+    kto += [f"data.train_path={write_jsonl(tmp_path / 'k.jsonl', samples[:24])}"]
+    kto += [f"data.eval_path={write_jsonl(tmp_path / 'ke.jsonl', samples[24:])}"]
+    assert main(["sweep", "kto", *kto, "seed=1,2", "--out", str(tmp_path / "kto"), "--select", "accuracy"]) == 0
+    record = json.loads((tmp_path / "kto" / "sweep.json").read_text())
+    assert record["criterion"] == "accuracy" and len(record["selected"]["runs"]) == 2

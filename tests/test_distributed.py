@@ -259,3 +259,18 @@ def test_zero3_engine_unwraps_to_the_model_and_its_sharded_head_is_chunked(tmp_p
     assert seen["attention"] == "SDPA per packed sequence"
     assert seen["packed_kwargs"] == ["cu_seq_lens_k", "cu_seq_lens_q", "max_length_k", "max_length_q"]
     assert_same_gradients(seen)
+
+
+def test_a_sweep_under_torchrun_trains_every_cell_on_both_ranks(tmp_path, shared_data):
+    """`mmpo sweep` launched as `mmpo train` is: every cell trains on 2 ranks (world_size in its metrics), the
+    main process alone writes the sweep's files and prints the one summary."""
+    settings = [o for o in reward_overrides(tmp_path, shared_data) if not o.startswith("train.output_dir")]
+    out = tmp_path / "sweep"
+    done = torchrun(2, "sweep", "reward", *settings, "train.num_train_epochs=1", "loss.gamma=1,inf", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.stdout.count('"selected"') == 1, done.stdout
+    record = json.loads((out / "sweep.json").read_text())
+    cells = [run for setting in record["settings"] for run in setting["runs"]]
+    assert cells == ["loss.gamma=1", "loss.gamma=inf"]
+    for cell in cells:
+        assert json.loads((out / cell / "eval_metrics.json").read_text())["world_size"] == 2

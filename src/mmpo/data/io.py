@@ -161,7 +161,12 @@ def check_json_file(path: Path) -> None:
             raise DataError(f"{path}: line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})") from None
         _check_spelled_numbers(path, (row for row in document if isinstance(row, dict)))
         return
-    rows: list[dict] = []
+    _check_spelled_numbers(path, _json_lines_rows(path, text, stripped))
+
+
+def _json_lines_rows(path: Path, text: str, stripped: str) -> Iterator[dict]:
+    """Every row of a JSON Lines text, one at a time (none when it is one pretty-printed object), or a DataError
+    naming the first line that is not one JSON object."""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -177,8 +182,7 @@ def check_json_file(path: Path) -> None:
             raise DataError(f"{path}: line {number} is not valid JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(value, dict):
             raise DataError(f"{path}: line {number} is a JSON {type(value).__name__}, not an object (one row per line)")
-        rows.append(value)
-    _check_spelled_numbers(path, rows)
+        yield value
 
 
 _SPELLED_NON_FINITE = ("NaN", "Infinity", "-Infinity")

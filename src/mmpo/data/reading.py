@@ -15,6 +15,7 @@ from mmpo.data.rendering import (
     Messages,
     check_response_roles,
     is_conversation,
+    prompt_messages,
     response_turns,
     split_hh_dialogue,
     split_implicit_prompt,
@@ -72,7 +73,7 @@ def read_text(row: Mapping[str, Any], column: str, row_index: int) -> Any:
 
 def _check_response_columns(prompt: Any, chosen: Any, rejected: Any, cfg: DataConfig, row_index: int) -> None:
     """Message-list responses hold the assistant's turn only, named by column before orienting swaps them."""
-    prompt_msgs = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    prompt_msgs = prompt_messages(prompt)
     for column, response in ((cfg.chosen_column, chosen), (cfg.rejected_column, rejected)):
         if isinstance(response, list) and is_conversation(response) and is_conversation(prompt_msgs):
             check_response_roles(response_turns(prompt_msgs, response), row_index, f"column {column!r}:")

@@ -66,6 +66,11 @@ def template_plain_text(mode: str, tokenizer: PreTrainedTokenizerBase | None) ->
     return mode == "always" or (mode == "auto" and tokenizer is not None)
 
 
+def prompt_messages(prompt: str | Messages) -> list:
+    """A prompt as chat messages: plain text is one user turn."""
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+
+
 def response_turns(prompt_msgs: Messages, response: str | Messages) -> list:
     """The response's own messages. UltraFeedback-binarized style rows repeat the prompt's messages at the start
     of each response; those are the prompt's, not the response's."""
@@ -93,7 +98,7 @@ def render_prompt_and_response(
     has_template = tokenizer is not None and getattr(tokenizer, "chat_template", None) is not None
     if plain and not (template_plain_text and has_template):
         return prompt, response
-    prompt_msgs = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    prompt_msgs = prompt_messages(prompt)
     response_msgs = response_turns(prompt_msgs, response)
     if not (is_conversation(prompt_msgs) and is_conversation(response_msgs)):
         raise DataError(f"row {row_index}: prompt/response must be strings or lists of {{role, content}} messages")

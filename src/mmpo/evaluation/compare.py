@@ -80,9 +80,8 @@ def read_source(path: Path, summary: RunSummary) -> None:
             if (path / name).is_file():
                 read_source(path / name, summary)
                 found = True
-        for name in (PAIR_SCORES_FILE, TRAINING_PAIR_SCORES_FILE):
-            if (path / name).is_file():
-                summary.pair_scores.setdefault(HELD_OUT, {}).update(read_pair_scores(path / name))
+        if (path / TRAINING_PAIR_SCORES_FILE).is_file():  # an eval's pair_scores.jsonl comes with its report.json
+            summary.pair_scores.setdefault(HELD_OUT, {}).update(read_pair_scores(path / TRAINING_PAIR_SCORES_FILE))
         if (path / HISTORY_PNG).is_file():
             summary.history_png = path / HISTORY_PNG
         if (path / "eval_reliability.json").is_file():

@@ -56,6 +56,13 @@ class _StopWhen(StoppingCriteria):
         return torch.full((input_ids.shape[0],), bool(self.reason), dtype=torch.bool, device=input_ids.device)
 
 
+def sampling_options(temperature: float) -> dict:
+    """``generate`` keywords for greedy decoding (temperature 0) or plain sampling at ``temperature``: the model's
+    own generation_config must not add top-p / top-k truncation that nobody asked for."""
+    sampling = temperature > 0
+    return {"do_sample": sampling, "temperature": temperature if sampling else None, "top_p": None, "top_k": None}
+
+
 class ChatGenerator:
     def __init__(self, model: str, trust_remote_code: bool = False) -> None:
         self.name = model
@@ -79,14 +86,10 @@ class ChatGenerator:
                 self.tokenizer.apply_chat_template(list(c), tokenize=False, add_generation_prompt=True) for c in batch
             ]
             encoded = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            sampling = settings.temperature > 0
             output = self.model.generate(
                 **encoded,
                 max_new_tokens=settings.max_new_tokens,
-                do_sample=sampling,
-                temperature=settings.temperature if sampling else None,
-                top_p=None,
-                top_k=None,
+                **sampling_options(settings.temperature),
                 pad_token_id=self.tokenizer.pad_token_id,
             )
             new_tokens = output[:, encoded["input_ids"].shape[1] :]
@@ -108,14 +111,10 @@ class ChatGenerator:
         text = self.tokenizer.apply_chat_template(list(conversation), tokenize=False, add_generation_prompt=True)
         encoded = self.tokenizer([text], return_tensors="pt", add_special_tokens=False).to(device)
         stop = _StopWhen(time.monotonic() + time_limit_s, should_stop)
-        sampling = temperature > 0
         output = self.model.generate(
             **encoded,
             max_new_tokens=max_new_tokens,
-            do_sample=sampling,
-            temperature=temperature if sampling else None,
-            top_p=None,
-            top_k=None,
+            **sampling_options(temperature),
             pad_token_id=self.tokenizer.pad_token_id,
             stopping_criteria=StoppingCriteriaList([stop]),
         )

@@ -17,6 +17,7 @@ import torch
 from transformers import TrainerCallback
 from transformers.integrations import TensorBoardCallback
 
+from mmpo.models.generation import sampling_options
 from mmpo.models.unwrap import unwrap_parallel
 
 logger = logging.getLogger("mmpo")
@@ -52,10 +53,7 @@ class LogCompletions(TrainerCallback):
                     input_ids=ids,
                     attention_mask=mask,
                     max_new_tokens=self.max_new_tokens,
-                    do_sample=False,
-                    temperature=None,
-                    top_p=None,
-                    top_k=None,
+                    **sampling_options(0.0),
                     pad_token_id=pad,
                 )
         finally:

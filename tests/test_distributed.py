@@ -274,3 +274,23 @@ def test_a_sweep_under_torchrun_trains_every_cell_on_both_ranks(tmp_path, shared
     assert cells == ["loss.gamma=1", "loss.gamma=inf"]
     for cell in cells:
         assert json.loads((out / cell / "eval_metrics.json").read_text())["world_size"] == 2
+
+
+@pytest.mark.parametrize("loss", ["amapo", "gammapo"])
+def test_batch_statistics_are_gathered_so_two_ranks_train_as_one_process(tmp_path, tiny_llama_dir, loss):
+    """AMaPO's Z-normalised margin and gamma-PO's solved margins read the whole micro-batch: the trainer gathers the
+    deltas of both ranks, so 2 ranks x 4 pairs train exactly as 1 x 8 (statistics of each rank's own 4 pairs would
+    give other margins, other losses and other weights)."""
+    common = ["train.logging_steps=1", "train.num_train_epochs=1", f"loss.loss_type={loss}", "loss.beta=2.0"]
+    two = policy_overrides(
+        tmp_path, tiny_llama_dir, *common, "train.per_device_train_batch_size=4", f"train.output_dir={tmp_path}/two"
+    )
+    summary = report(torchrun(2, "train", "policy", *two))
+    assert summary["world_size"] == 2 and summary["train_pairs_per_rank"] == [24, 24]
+    one = policy_overrides(
+        tmp_path, tiny_llama_dir, *common, "train.per_device_train_batch_size=8", f"train.output_dir={tmp_path}/one"
+    )
+    assert main(["train", "policy", *one]) == 0
+    # AMaPO's margin beta * exp(z * mu) magnifies the rounding of a mean summed in another order; per-rank
+    # statistics move the weights by orders of magnitude more than this
+    assert_same_run(tmp_path / "two", tmp_path / "one", weights_atol=2e-5 if loss == "amapo" else 1e-6)

@@ -266,6 +266,18 @@ class RunConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
 
+    def _check_loss_needs(self) -> None:
+        """What the loss's row in the table of losses asks of the run: a loss that reads batch statistics needs
+        at least two pairs per batch (a standard deviation of one pair is undefined)."""
+        from mmpo.losses.table import loss_spec
+
+        spec = loss_spec(self.loss.loss_type)
+        if spec.batch_statistics and self.train.per_device_train_batch_size < 2:
+            raise ConfigError(
+                f"loss.loss_type={self.loss.loss_type} adapts to each batch's statistics and needs "
+                f"train.per_device_train_batch_size >= 2 (got {self.train.per_device_train_batch_size})"
+            )
+
     def validate(self) -> None:
         choices = {
             "kind": (self.kind, ("reward", "policy", "kto")),
@@ -295,5 +307,6 @@ class RunConfig:
             raise ConfigError(str(exc)) from None
         self.lora.validate()
         self.train.validate()
+        self._check_loss_needs()
         if not (self.data.train_path or self.data.train_mixture):
             raise ConfigError("data.train_path is required")

@@ -8,13 +8,13 @@ MMPO citation, so a model trained with mmpo can be cited and reproduced from its
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from pathlib import Path
 
 from mmpo.config.paths import parse_hub_dataset_id
 from mmpo.config.schema import RunConfig
+from mmpo.losses.table import loss_spec
 from mmpo.models.loading import hub_model_id
 
 CARD_FILE = "README.md"
@@ -51,9 +51,12 @@ def _number(value: float) -> str:
 
 def _loss_rows(cfg: RunConfig) -> list[str]:
     rows = ["| setting | value |", "|---|---|"]
-    for f in dataclasses.fields(cfg.loss):
-        value = getattr(cfg.loss, f.name)
-        rows.append(f"| `loss.{f.name}` | {_number(value) if isinstance(value, float) else value} |")
+    rows.append(f"| `loss.loss_type` | {cfg.loss.loss_type} |")
+    for name in loss_spec(cfg.loss.loss_type).hyperparameters:  # the settings this loss reads, from its table row
+        value = cfg.loss
+        for part in name.split("."):
+            value = getattr(value, part)
+        rows.append(f"| `loss.{name}` | {_number(value) if isinstance(value, float) else value} |")
     train = cfg.train
     batch = train.per_device_train_batch_size * train.gradient_accumulation_steps
     by_epochs = train.max_steps == -1

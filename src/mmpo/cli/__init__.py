@@ -18,7 +18,22 @@ import os
 import sys
 
 from mmpo import __version__
-from mmpo.cli import annotate, bon, compare, configs, demo, env, eval, generate, judge, margins, serve, sweep, train
+from mmpo.cli import (
+    annotate,
+    bon,
+    compare,
+    configs,
+    demo,
+    env,
+    eval,
+    generate,
+    judge,
+    margins,
+    select,
+    serve,
+    sweep,
+    train,
+)
 from mmpo.cli.arguments import take_overrides_from_data
 from mmpo.errors import MMPOError
 from mmpo.file_errors import disk_fault
@@ -33,7 +48,7 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-COMMANDS = (train, sweep, eval, margins, annotate, bon, serve, generate, judge, compare, demo, configs, env)
+COMMANDS = (train, sweep, eval, margins, annotate, select, bon, serve, generate, judge, compare, demo, configs, env)
 
 
 def build_parser() -> argparse.ArgumentParser:

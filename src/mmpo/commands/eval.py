@@ -14,6 +14,7 @@ from mmpo.errors import ConfigError
 from mmpo.evaluation.pair_eval import ScoringSettings, load_eval_pairs, preference_logits, write_report
 from mmpo.evaluation.rewardbench import evaluate_rewardbench
 from mmpo.file_errors import ensure_writable_folder
+from mmpo.losses.table import loss_spec
 from mmpo.models.inspect import require_model_kind
 from mmpo.models.loading import load_tokenizer, saved_run_of
 
@@ -50,9 +51,21 @@ def with_trained_run_settings(params: EvalParams) -> EvalParams:
     so its numbers compare with other models'; the soft-target gamma is never taken from the run, so an MMPO and
     a DPO run are scored against the same targets.)"""
     trained = saved_run_of(params.scoring.model)
-    if trained is None or params.scoring.tokenization != "mmpo":
+    if trained is None:
         return params
     run = trained.config
+    spec = loss_spec(run.loss.loss_type)
+    if params.scoring.kind == "policy" and not spec.needs_reference and not params.scoring.reference_free:
+        # trained without a reference (SimPO, gamma-PO, AMaPO, RePO): scored without one, on the mean log-prob per
+        # token where the loss averaged (reward-bench's own scoring keeps its 'avg' default)
+        mmpo_scoring = params.scoring.tokenization == "mmpo"
+        reduction = "avg" if spec.length_averaged or not mmpo_scoring else "sum"
+        logger.info("%s was trained reference-free (%s): scored so, %s", params.scoring.model, spec.name, reduction)
+        params = replace(
+            params, scoring=replace(params.scoring, reference_free=True, reference_free_reduction=reduction)
+        )
+    if params.scoring.tokenization != "mmpo":
+        return params
     scoring = replace(
         params.scoring,
         max_length=params.scoring.max_length or run.max_length,

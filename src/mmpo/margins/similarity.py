@@ -18,9 +18,12 @@ class SimilarityMarginEstimator:
     def __init__(self, model_path: str | None = None, batch_size: int = 32, max_length: int = 256) -> None:
         self.embedder = SentenceEmbedder(model_path or BUNDLED_ENCODER, batch_size, max_length)
 
-    def margins(self, chosen: Sequence[str], rejected: Sequence[str], scale: float = 1.0) -> list[float]:
+    def cosines(self, chosen: Sequence[str], rejected: Sequence[str]) -> list[float]:
+        """cos(e_w, e_l) per pair: how alike the two responses read (the MMPO paper's Figure 7 axis)."""
         if len(chosen) != len(rejected):
             raise ValueError("chosen and rejected must have the same length")
         e_w, e_l = self.embedder.embed(chosen), self.embedder.embed(rejected)
-        cosine = (e_w * e_l).sum(-1).clamp(-1.0, 1.0)
-        return (scale * (1.0 - cosine)).tolist()
+        return (e_w * e_l).sum(-1).clamp(-1.0, 1.0).tolist()
+
+    def margins(self, chosen: Sequence[str], rejected: Sequence[str], scale: float = 1.0) -> list[float]:
+        return [scale * (1.0 - cosine) for cosine in self.cosines(chosen, rejected)]

@@ -1,10 +1,12 @@
-"""Reliability-diagram PNGs (matplotlib, headless)."""
+"""Reliability diagrams, training curves, sweep curves and margin diagnostics as PNGs (matplotlib, headless)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -86,6 +88,73 @@ def plot_sweep(
     if any(lines):
         axes[0][0].legend(fontsize=7)
     fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties); NaN when either side is constant."""
+    ranks = [_average_ranks(np.asarray(v, dtype=np.float64)) for v in (a, b)]
+    if min(r.std() for r in ranks) == 0:
+        return float("nan")
+    return float(np.corrcoef(*ranks)[0, 1])
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values), dtype=np.float64)
+    for value in np.unique(values):  # ties share the mean of their ranks
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def plot_margin_diagnostics(
+    margins: Sequence[float],
+    path: str | Path,
+    cosines: Sequence[float] | None = None,
+    implicit: Sequence[float] | None = None,
+    implicit_name: str = "policy",
+) -> Path:
+    """One figure, a panel each: the distribution of the data's margins (ties apart); the margin against how alike the
+    two responses are (cosine of their sentence embeddings, the MMPO paper's Figure 7: near-identical responses
+    should carry small margins); and a trained policy's implicit margin h = beta * delta against the data's margin."""
+    panels = 1 + (cosines is not None) + (implicit is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 4), dpi=120, squeeze=False)
+    axes = list(axes[0])
+    margins = np.asarray(margins, dtype=np.float64)
+    ax = axes.pop(0)
+    ties = int((margins == 0).sum())
+    ax.hist(margins, bins=min(40, max(5, len(np.unique(margins)))), color="tab:blue", alpha=0.8)
+    ax.set_xlabel("margin m")
+    ax.set_ylabel("pairs")
+    ax.set_title(f"{len(margins)} pairs, {ties} ties")
+    for values, label in (
+        (cosines, "cosine similarity of y_w and y_l"),
+        (implicit, f"implicit margin h ({implicit_name})"),
+    ):
+        if values is None:
+            continue
+        ax = axes.pop(0)
+        values = np.asarray(values, dtype=np.float64)
+        ax.scatter(values, margins, s=8, alpha=0.5)
+        edges = np.quantile(values, np.linspace(0, 1, 9))
+        centers, means = [], []
+        for low, high in zip(edges[:-1], edges[1:], strict=True):
+            inside = (values >= low) & (values <= high)
+            if inside.any():
+                centers.append(values[inside].mean())
+                means.append(margins[inside].mean())
+        ax.plot(centers, means, color="tab:red", marker="o", label="mean margin per octile")
+        ax.set_xlabel(label)
+        ax.set_ylabel("margin m")
+        ax.set_title(f"Spearman {spearman(values, margins):.3f}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
     return path

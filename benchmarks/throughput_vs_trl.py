@@ -63,25 +63,34 @@ class RssSampler:
         return self.peak - self.baseline
 
 
-DENSE_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L40S": 362.1, "A10G": 70.0}  # vendor peaks
-
-
 def peak_tflops(args) -> float | None:
-    """The accelerator's dense bf16 peak, for MFU: --peak-tflops, else known GPUs by name; None on a CPU."""
+    """The peak MFU is quoted against: --peak-tflops (the parent passes the one it measured or looked up), else the
+    GPU's dense bf16 peak by name (machine_peak.py); None if neither is known."""
     import torch
 
     if args.peak_tflops:
         return args.peak_tflops
     if not torch.cuda.is_available():
         return None
-    name = torch.cuda.get_device_name()
-    return next((tflops for gpu, tflops in DENSE_BF16_TFLOPS.items() if gpu in name), None)
+    from machine_peak import machine_peaks
+
+    return machine_peaks()["bf16_gflops"] / 1e3
 
 
-def model_flops(parameters: int, tokens: int) -> float:
-    """Model FLOPs of one epoch, as MFU counts them: 6N per trained token (forward and backward) plus 2N per
-    token of the reference pass; checkpointing's recomputation and attention's own FLOPs are not counted."""
-    return 8.0 * parameters * tokens
+def model_flops(model, lengths: list[int]) -> float:
+    """Model FLOPs of one epoch over sequences of these lengths, as MFU counts them: per token, 2 FLOPs per weight
+    of every matmul (all Linear layers, the LM head included, on every position) plus causal attention's
+    4 * layers * width * (position + 1) for its scores and weighted sum; 3x that for a trained sequence (forward and
+    backward) and 1x for the reference pass. Recomputation (activation checkpointing, the head's backward) and
+    element-wise work are not counted, and the count is the same for both frameworks whatever each computes."""
+    import torch
+
+    matmul_weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    layers = config.num_hidden_layers
+    width = config.num_attention_heads * getattr(config, "head_dim", config.hidden_size // config.num_attention_heads)
+    forward = sum(2 * matmul_weights * t + 2 * layers * width * t * (t + 1) for t in lengths)
+    return 4.0 * forward
 
 
 def load_everything(args):
@@ -114,7 +123,8 @@ def run_worker(args) -> dict:
 
     tokenizer, model, tokenize = load_everything(args)
     features = tokenize()  # TRL gets the same (possibly truncated) texts back from these tokens
-    tokens = sum(len(f["chosen_input_ids"]) + len(f["rejected_input_ids"]) for f in features)
+    lengths = [len(f[f"{side}_input_ids"]) for f in features for side in ("chosen", "rejected")]
+    tokens = sum(lengths)
     common = dict(
         output_dir=f"/tmp/mmpo_bench_{args.worker}",
         per_device_train_batch_size=args.batch_size,
@@ -178,9 +188,10 @@ def run_worker(args) -> dict:
     seconds = time.perf_counter() - start
     added = sampler.stop()
     peak = peak_tflops(args)
-    parameters = sum(p.numel() for p in model.parameters())
+    flops = model_flops(model, lengths)
     return {
-        "mfu": model_flops(parameters, tokens) / seconds / (peak * 1e12) if peak else None,
+        "mfu": flops / seconds / (peak * 1e12) if peak else None,
+        "model_tflops": flops / 1e12,
         "framework": args.worker,
         "tokens": tokens,
         "mean_length": tokens / (2 * len(features)),
@@ -222,13 +233,23 @@ def main() -> None:
     parser.add_argument("--padding-free", action="store_true", help="mmpo packs each batch into one row")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="both frameworks (TRL's default)")
     parser.add_argument("--longest", action="store_true", help="the longest pairs of the sample, not the first")
-    parser.add_argument("--peak-tflops", type=float, help="the accelerator's dense bf16 peak, for MFU (GPUs by name)")
+    parser.add_argument("--peak-tflops", type=float, help="peak for MFU (default: measured here, GPUs by name)")
     parser.add_argument("--worker", choices=["mmpo", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         args.max_length = args.max_length[0]
         print("RESULT " + json.dumps(run_worker(args)), flush=True)
         return
+    if not args.peak_tflops:  # measured here, now, on the machine the workers run on (CPU), or the GPU by name
+        sys.path.insert(0, str(Path(__file__).parent))
+        from machine_peak import machine_peaks
+
+        peaks = machine_peaks()
+        args.peak_tflops = peaks["bf16_gflops" if args.bf16 else "fp32_gflops"] / 1e3
+        print(
+            f"machine: {peaks['device']}; matmul peak fp32 {peaks['fp32_gflops']} GFLOP/s, bf16 {peaks['bf16_gflops']}"
+        )
+    print(f"MFU against {args.peak_tflops * 1e3:.0f} GFLOP/s ({'bf16' if args.bf16 else 'fp32'}); see model_flops")
     print(f"model={args.model} pairs={args.pairs} batch={args.batch_size} bf16={args.bf16}", end=" ")
     print(f"padding_free={args.padding_free} gradient_checkpointing={args.gradient_checkpointing}", end=" ")
     print(f"longest={args.longest}")

@@ -243,3 +243,29 @@ def test_policy_scoring_packs_its_batches_and_agrees_with_padded_ones():
     assert policy.config._attn_implementation == VARLEN_SDPA  # the packed path ran
     torch.testing.assert_close(packed, padded, rtol=1e-9, atol=1e-9)
     assert padded.abs().min() > 1e-6  # real preference logits, not zeros
+
+
+def test_vocabulary_tiles_change_nothing(monkeypatch):
+    """A vocabulary split into tiles (log-normalisers combined with logaddexp, gradients accumulated per tile, the
+    last tile partial) gives the one-tile values and gradients."""
+    import mmpo.features.logprobs as logprobs
+
+    model = tiny_llama(503, seed=8).double()
+    ids, attention, completion = batch(503, seed=9)
+    hidden = model(input_ids=ids, attention_mask=attention, output_hidden_states=True).hidden_states[-1].detach()
+    weight = model.lm_head.weight.detach()
+
+    def run(tile_elements: int):
+        monkeypatch.setattr(logprobs, "TILE_ELEMENTS", tile_elements)
+        h, w = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
+        values, _ = logprobs.chunked_completion_logps(h, w, ids, completion, chunk=7)
+        (values * torch.linspace(-1, 2, 4, dtype=torch.float64)).sum().backward()
+        return values, h.grad, w.grad
+
+    assert logprobs.vocabulary_tile(503, 7) == 503 and logprobs.vocabulary_tile(503, 7) != 100
+    whole = run(1 << 26)
+    monkeypatch.setattr(logprobs, "TILE_ELEMENTS", 700)
+    assert logprobs.vocabulary_tile(503, 7) == 100  # 6 tiles, the last of 3 columns
+    tiled = run(700)
+    for a, b in zip(tiled, whole, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

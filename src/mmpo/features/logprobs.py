@@ -28,6 +28,7 @@ from mmpo.models.unwrap import unwrap_parallel
 from mmpo.models.varlen_attention import packed_attention_kwargs
 
 CHUNK_TOKENS = 1024
+TILE_ELEMENTS = 1 << 26  # logits per tile at most: 256 MB in fp32
 
 
 def completion_logps(
@@ -48,45 +49,86 @@ def _autocast_state(device_type: str) -> tuple[bool, torch.dtype]:
     return torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
 
 
+def _matmul_dtype(hidden: torch.Tensor, autocast: tuple[bool, torch.dtype]) -> torch.dtype:
+    """The dtype the head's matmuls run in: the autocast dtype where autocast is on (bf16 on AMX or tensor cores),
+    else the hidden states' own (fp32, or fp64 in the exactness tests)."""
+    enabled, dtype = autocast
+    return dtype if enabled and hidden.dtype == torch.float32 else hidden.dtype
+
+
+def vocabulary_tile(vocabulary: int, chunk: int) -> int:
+    """Columns of the logits per tile: the whole vocabulary while a tile has at most TILE_ELEMENTS logits (SmolLM2's
+    49k at 1,024 tokens is one tile), else slices, so a 256k vocabulary never needs a 1 GB tile."""
+    return max(1, min(vocabulary, TILE_ELEMENTS // max(1, chunk)))
+
+
 class ChunkedTokenLogps(torch.autograd.Function):
-    """log softmax(h @ W^T)[target] for M selected positions, chunk by chunk; backward recomputes each chunk."""
+    """log softmax(h @ W^T)[target] for M selected positions, ``chunk`` positions at a time and, for large
+    vocabularies, a vocabulary tile at a time (log-normalisers combined with logaddexp).
+
+    Forward keeps the log-normaliser of every position, so backward recomputes each tile's logits once and turns them
+    into the logits gradient in place (exp(z - lse) * -g, plus g at the target), without a second reduction. The
+    matmuls run in the compute dtype (bf16 under autocast: the fast path on AMX and tensor cores) and everything else
+    in fp32: logits are upcast before the log-normaliser, gradients are accumulated in fp32 buffers across tiles.
+    """
 
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int) -> torch.Tensor:
-        device_type = hidden.device.type
-        ctx.autocast = _autocast_state(device_type)
         ctx.chunk = chunk
-        ctx.save_for_backward(hidden, weight, targets)
         ctx.compute = torch.promote_types(hidden.dtype, torch.float32)  # fp32, or fp64 for a double model
+        ctx.matmul = _matmul_dtype(hidden, _autocast_state(hidden.device.type))
+        vocabulary = weight.shape[0]
+        tile = vocabulary_tile(vocabulary, chunk)
         out = torch.empty(hidden.shape[0], dtype=ctx.compute, device=hidden.device)
+        log_norm = torch.empty_like(out)
         for start in range(0, hidden.shape[0], chunk):
-            logits = (hidden[start : start + chunk] @ weight.t()).to(ctx.compute)
+            h = hidden[start : start + chunk].to(ctx.matmul)
             target = targets[start : start + chunk]
-            out[start : start + chunk] = logits.gather(1, target[:, None]).squeeze(1) - torch.logsumexp(logits, -1)
+            lse = picked = None
+            for low in range(0, vocabulary, tile):
+                logits = (h @ weight[low : low + tile].to(ctx.matmul).t()).to(ctx.compute)
+                tile_lse = torch.logsumexp(logits, -1)
+                lse = tile_lse if lse is None else torch.logaddexp(lse, tile_lse)
+                local = target - low
+                inside = (local >= 0) & (local < logits.shape[1])
+                value = logits.gather(1, local.clamp(0, logits.shape[1] - 1)[:, None]).squeeze(1)
+                picked = torch.where(inside, value, picked if picked is not None else torch.zeros_like(value))
+            log_norm[start : start + chunk] = lse
+            out[start : start + chunk] = picked - lse
+        ctx.save_for_backward(hidden, weight, targets, log_norm)
         return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        hidden, weight, targets = ctx.saved_tensors
-        enabled, dtype = ctx.autocast
-        device_type = hidden.device.type
+        hidden, weight, targets, log_norm = ctx.saved_tensors
+        compute, matmul = ctx.compute, ctx.matmul
+        vocabulary = weight.shape[0]
+        tile = vocabulary_tile(vocabulary, ctx.chunk)
         grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
-        compute = ctx.compute
         grad_weight = (
             torch.zeros(weight.shape, dtype=compute, device=weight.device) if ctx.needs_input_grad[1] else None
         )
         for start in range(0, hidden.shape[0], ctx.chunk):
-            h = hidden[start : start + ctx.chunk]
-            with torch.autocast(device_type, dtype=dtype, enabled=enabled):
-                logits = (h @ weight.t()).to(compute)
+            h = hidden[start : start + ctx.chunk].to(matmul)
             g = grad_out[start : start + ctx.chunk].to(compute)[:, None]
-            # d logp[target] / d logits = onehot(target) - softmax(logits)
-            d_logits = -torch.softmax(logits, dim=-1) * g
-            d_logits.scatter_add_(1, targets[start : start + ctx.chunk, None], g)
+            lse = log_norm[start : start + ctx.chunk, None]
+            target = targets[start : start + ctx.chunk]
+            rows = torch.arange(h.shape[0], device=h.device)
+            chunk_grad = torch.zeros(h.shape, dtype=compute, device=h.device) if grad_hidden is not None else None
+            for low in range(0, vocabulary, tile):
+                w = weight[low : low + tile].to(matmul)
+                # d logp[target] / d logits = onehot(target) - softmax(logits), times g; in place on the logits
+                d_logits = (h @ w.t()).to(compute).sub_(lse).exp_().mul_(-g)
+                local = target - low
+                inside = (local >= 0) & (local < d_logits.shape[1])
+                d_logits[rows[inside], local[inside]] += g[inside, 0]
+                d_logits = d_logits.to(matmul)
+                if chunk_grad is not None:
+                    chunk_grad += d_logits @ w
+                if grad_weight is not None:
+                    grad_weight[low : low + tile] += d_logits.t() @ h
             if grad_hidden is not None:
-                grad_hidden[start : start + ctx.chunk] = (d_logits @ weight.to(compute)).to(hidden.dtype)
-            if grad_weight is not None:
-                grad_weight += d_logits.t() @ h.to(compute)
+                grad_hidden[start : start + ctx.chunk] = chunk_grad.to(hidden.dtype)
         return grad_hidden, grad_weight.to(weight.dtype) if grad_weight is not None else None, None, None
 
 

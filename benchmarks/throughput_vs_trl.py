@@ -184,7 +184,14 @@ def run_worker(args) -> dict:
             train_dataset=datasets.Dataset.from_list(rows),
             processing_class=tokenizer,
         )
-    trainer.train()
+    if args.profile:  # the top operators by their own time (torch.profiler), for RESULTS.md; slows the run a little
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            trainer.train()
+        table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile)
+    else:
+        trainer.train()
     seconds = time.perf_counter() - start
     added = sampler.stop()
     peak = peak_tflops(args)
@@ -199,6 +206,7 @@ def run_worker(args) -> dict:
         "tokens_per_s": tokens / seconds,
         "peak_mb": peak_memory_mb(),
         "added_mb": added,
+        "profile": table if args.profile else None,
     }
 
 
@@ -214,6 +222,7 @@ def run_pair(args, max_length: int) -> dict[str, dict]:
         argv += ["--longest"] if args.longest else []
         argv += ["--peak-tflops", str(args.peak_tflops)] if args.peak_tflops else []
         argv += ["--model-path", args.model_path] if args.model_path else []
+        argv += ["--profile", str(args.profile)] if args.profile else []
         out = subprocess.run(argv, capture_output=True, text=True, check=False)
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
@@ -234,6 +243,7 @@ def main() -> None:
     parser.add_argument("--gradient-checkpointing", action="store_true", help="both frameworks (TRL's default)")
     parser.add_argument("--longest", action="store_true", help="the longest pairs of the sample, not the first")
     parser.add_argument("--peak-tflops", type=float, help="peak for MFU (default: measured here, GPUs by name)")
+    parser.add_argument("--profile", type=int, default=0, help="print the top N operators of each run (profiler)")
     parser.add_argument("--worker", choices=["mmpo", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -269,6 +279,9 @@ def main() -> None:
                 flush=True,
             )
         m, t = results["mmpo"], results["trl"]
+        for r in results.values():
+            if r["profile"]:
+                print(f"\ntop operators, {r['framework']} at {max_length} tokens:\n{r['profile']}", flush=True)
         ratios.append(
             {
                 "max_length": max_length,

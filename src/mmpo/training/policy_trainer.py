@@ -26,14 +26,16 @@ class PolicyTrainer(PairwiseTrainer):
         if self.spec.running_statistics:
             self.running_statistics = RunningMarginStatistics(self.loss_config.beta_dpo.momentum)
             self.add_callback(self.running_statistics)
-        self._micro_step = (-1, 0)  # (global step, micro-batches seen at that step): seeds beta-DPO's filter
+        # (global step, micro-batches seen at that step), for training and for evaluation: seeds beta-DPO's filter
+        self._micro_step = {True: (-1, 0), False: (-1, 0)}
 
     def batch_statistics(self, model, deltas) -> BatchStatistics:
         """The gathered statistics of this micro-batch. beta-DPO's moving averages advance on training batches only;
         an evaluation uses them as training left them (before any step, the batch's own)."""
         step, training = self.state.global_step, model.training
-        micro = self._micro_step[1] + 1 if self._micro_step[0] == step else 0
-        self._micro_step = (step, micro)
+        last_step, last_micro = self._micro_step[training]
+        micro = last_micro + 1 if last_step == step else 0
+        self._micro_step[training] = (step, micro)
         generator = filter_generator(self.args.seed, step, micro if training else -1 - micro)
         running = self.running_statistics
         stats = gathered_statistics(

@@ -10,6 +10,7 @@ torchrun starts several on a machine without GPUs).
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import time
@@ -294,3 +295,18 @@ def test_batch_statistics_are_gathered_so_two_ranks_train_as_one_process(tmp_pat
     # AMaPO's margin beta * exp(z * mu) magnifies the rounding of a mean summed in another order; per-rank
     # statistics move the weights by orders of magnitude more than this
     assert_same_run(tmp_path / "two", tmp_path / "one", weights_atol=2e-5 if loss == "amapo" else 1e-6)
+
+
+def test_beta_dpo_on_two_ranks_draws_one_filter_from_the_gathered_batch(tmp_path, tiny_llama_dir):
+    """beta-DPO under torchrun (the gathered margins, the moving averages and the seeded filter on both ranks): it
+    trains on both, and the checkpoint carries its moving averages."""
+    common = ["loss.loss_type=beta_dpo", "train.logging_steps=1", "train.num_train_epochs=1", "train.save_steps=6"]
+    two = policy_overrides(
+        tmp_path, tiny_llama_dir, *common, "train.per_device_train_batch_size=4", f"train.output_dir={tmp_path}/two"
+    )
+    summary = report(torchrun(2, "train", "policy", *two))
+    assert summary["world_size"] == 2 and summary["train_pairs_per_rank"] == [24, 24]
+    state = json.loads((tmp_path / "two" / "checkpoint-6" / "trainer_state.json").read_text())
+    averages = state["stateful_callbacks"]["RunningMarginStatistics"]["attributes"]
+    assert averages["mean"] is not None and averages["std"] > 0
+    assert all(math.isfinite(entry["loss"]) for entry in state["log_history"] if "loss" in entry)

@@ -84,6 +84,9 @@ def test_bf16_autocast_matches_the_full_path_under_the_same_autocast():
         reference.sum().backward()
     g_ours, g_ref = model.lm_head.weight.grad, other.lm_head.weight.grad
     assert torch.nn.functional.cosine_similarity(g_ours.flatten(), g_ref.flatten(), dim=0) > 0.99
+    # the hidden states' gradient (the head's bf16 backward matmul) reaches the layers below alike
+    g_ours, g_ref = (m.model.layers[-1].mlp.down_proj.weight.grad for m in (model, other))
+    assert torch.nn.functional.cosine_similarity(g_ours.flatten(), g_ref.flatten(), dim=0) > 0.99
 
 
 def test_lora_adapters_get_the_same_gradients():
@@ -262,10 +265,33 @@ def test_vocabulary_tiles_change_nothing(monkeypatch):
         (values * torch.linspace(-1, 2, 4, dtype=torch.float64)).sum().backward()
         return values, h.grad, w.grad
 
-    assert logprobs.vocabulary_tile(503, 7) == 503 and logprobs.vocabulary_tile(503, 7) != 100
+    assert logprobs.vocabulary_tile(503, 7) == 503
     whole = run(1 << 26)
     monkeypatch.setattr(logprobs, "TILE_ELEMENTS", 700)
     assert logprobs.vocabulary_tile(503, 7) == 100  # 6 tiles, the last of 3 columns
     tiled = run(700)
     for a, b in zip(tiled, whole, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_vocabulary_tiles_under_bf16_autocast_and_bad_targets(monkeypatch):
+    """Tiles under bf16 autocast give the one-tile numbers to bf16 rounding; a target id outside the head's rows is
+    refused (a clamp would score it silently)."""
+    import mmpo.features.logprobs as logprobs
+
+    torch.manual_seed(0)
+    hidden, weight = torch.randn(40, 16), torch.randn(503, 16) * 0.25
+    targets = torch.randint(0, 503, (40,))
+
+    def run(tile_elements: int):
+        monkeypatch.setattr(logprobs, "TILE_ELEMENTS", tile_elements)
+        h, w = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            values = logprobs.ChunkedTokenLogps.apply(h, w, targets, 8)
+        values.sum().backward()
+        return values, h.grad, w.grad
+
+    for a, b in zip(run(8 * 100), run(1 << 26), strict=True):
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2)
+    with pytest.raises(ValueError, match=r"\[0, 503\)"):
+        logprobs.ChunkedTokenLogps.apply(hidden, weight, torch.full((40,), 503), 8)

@@ -9,7 +9,6 @@ import math
 import margin_family_upstream as upstream
 import pytest
 import torch
-import torch.nn.functional as F
 
 from mmpo.losses import LossConfig, policy_loss
 from mmpo.losses.hyperparameters import POLICY_LOSS_TYPES, REWARD_LOSS_TYPES, BetaDPOConfig
@@ -238,7 +237,10 @@ def test_losses_refuse_broadcasting_shapes():
         policy_loss(LossConfig("madpo"), torch.zeros(4), torch.zeros(4), torch.zeros(4), torch.zeros(4))
     with pytest.raises(ValueError, match="needs reference"):
         policy_loss(LossConfig("bpo"), torch.zeros(4), torch.zeros(4))
-    assert F.logsigmoid  # the module import is used by the hand values above
+    with pytest.raises(ValueError, match="must match"):
+        policy_loss(LossConfig("madpo"), *[torch.zeros(4)] * 4, torch.zeros(4, 1))
+    with pytest.raises(ValueError, match="batch statistics hold 4 pairs"):
+        policy_loss(LossConfig("gammapo"), torch.zeros(4), torch.zeros(4), batch=BatchStatistics(torch.zeros(4), 2))
 
 
 # --- training with each loss ---------------------------------------------------------------------------------------

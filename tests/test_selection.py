@@ -124,15 +124,53 @@ def test_alignment_potential_reads_the_policys_mean_log_probs(tmp_path, tiny_lla
     assert {json.loads(line)["id"] for line in out.read_text().splitlines()} == expected
 
 
-def test_dual_margin_with_the_reference_as_model_is_selection_by_margin(tmp_path, tiny_llama_dir, capsys):
-    """A "DPO model" equal to its reference has implicit margin 0, so ADD ranks by the data's margin alone."""
-    data = write_jsonl(tmp_path / "pairs.jsonl", _pairs(16))
+def _summed_logp(model, tokenizer, prompt: str, response: str) -> float:
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids = prompt_ids + tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0, :-1].float()
+    token_logps = torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
+    return token_logps[len(prompt_ids) - 1 :].sum().item()
+
+
+def test_dual_margin_reads_the_implicit_dpo_margin_against_the_reference(tmp_path, tiny_llama_dir, capsys):
+    """m_im is the summed log-ratio margin of --model against --reference (beta 1): recomputed here with plain
+    forward passes of two different models, ADD must keep the same rows; with the reference as the model, m_im is 0
+    and ADD ranks by the data's margin alone."""
+    from tiny_models import tiny_llama
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    reference_dir = tmp_path / "reference"
+    tiny_llama(len(tokenizer), seed=11).save_pretrained(reference_dir)
+    tokenizer.save_pretrained(reference_dir)
+    rows = _pairs(16)
+    data = write_jsonl(tmp_path / "pairs.jsonl", rows)
     common = ["--keep", "0.25", "--data", data, "chat_template=never"]
-    model = ["--model", str(tiny_llama_dir), "--reference", str(tiny_llama_dir)]
+    model = ["--model", str(tiny_llama_dir), "--reference", str(reference_dir)]
     assert main(["select", "--by", "dual-margin", *model, *common, "--out", str(tmp_path / "dual.jsonl")]) == 0
+    same = ["--model", str(tiny_llama_dir), "--reference", str(tiny_llama_dir)]
+    assert main(["select", "--by", "dual-margin", *same, *common, "--out", str(tmp_path / "zero.jsonl")]) == 0
     assert main(["select", "--by", "margin", *common, "--out", str(tmp_path / "margin.jsonl")]) == 0
     capsys.readouterr()
-    assert (tmp_path / "dual.jsonl").read_text() == (tmp_path / "margin.jsonl").read_text()
+    assert (tmp_path / "zero.jsonl").read_text() == (tmp_path / "margin.jsonl").read_text()
+
+    policy, reference = (AutoModelForCausalLM.from_pretrained(d) for d in (tiny_llama_dir, reference_dir))
+    implicit = [
+        (
+            _summed_logp(policy, tokenizer, r["prompt"], r["chosen"])
+            - _summed_logp(policy, tokenizer, r["prompt"], r["rejected"])
+        )
+        - (
+            _summed_logp(reference, tokenizer, r["prompt"], r["chosen"])
+            - _summed_logp(reference, tokenizer, r["prompt"], r["rejected"])
+        )
+        for r in rows
+    ]
+    explicit = np.array([r["score_chosen"] - r["score_rejected"] for r in rows])
+    expected = {rows[i]["id"] for i in top_fraction(dual_margin(explicit, np.array(implicit), "add"), 0.25)}
+    assert {json.loads(line)["id"] for line in (tmp_path / "dual.jsonl").read_text().splitlines()} == expected
+    assert (tmp_path / "dual.jsonl").read_text() != (tmp_path / "margin.jsonl").read_text()
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,8 @@ def with_trained_run_settings(params: EvalParams) -> EvalParams:
         return params
     run = trained.config
     spec = loss_spec(run.loss.loss_type)
-    if params.scoring.kind == "policy" and not spec.needs_reference and not params.scoring.reference_free:
+    reference_given = params.scoring.reference_free or params.scoring.ref_model
+    if params.scoring.kind == "policy" and not spec.needs_reference and not reference_given:
         # trained without a reference (SimPO, gamma-PO, AMaPO, RePO): scored without one, on the mean log-prob per
         # token where the loss averaged (reward-bench's own scoring keeps its 'avg' default)
         mmpo_scoring = params.scoring.tokenization == "mmpo"

@@ -78,6 +78,8 @@ class ChunkedTokenLogps(torch.autograd.Function):
         ctx.compute = torch.promote_types(hidden.dtype, torch.float32)  # fp32, or fp64 for a double model
         ctx.matmul = _matmul_dtype(hidden, _autocast_state(hidden.device.type))
         vocabulary = weight.shape[0]
+        if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= vocabulary):
+            raise ValueError(f"target token ids must lie in [0, {vocabulary}) (the LM head's rows)")
         tile = vocabulary_tile(vocabulary, chunk)
         out = torch.empty(hidden.shape[0], dtype=ctx.compute, device=hidden.device)
         log_norm = torch.empty_like(out)

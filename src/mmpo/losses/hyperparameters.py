@@ -154,7 +154,7 @@ class LossConfig:
         # a loss's record may be given as a mapping in Python, as it is in YAML: LossConfig("bpo", bpo={"alpha": 0.5})
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, dict):
+            if isinstance(value, dict) and f.default_factory is not dataclasses.MISSING:
                 record_type = type(f.default_factory())
                 unknown = set(value) - {g.name for g in dataclasses.fields(record_type)}
                 if unknown:

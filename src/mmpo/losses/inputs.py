@@ -34,7 +34,11 @@ class BatchStatistics:
         return cls(deltas, 0, deltas.mean().item(), std)
 
     def local(self, size: int) -> slice:
-        """This process's pairs within ``deltas``."""
+        """This process's pairs within ``deltas`` (refused if they do not fit: a short slice would broadcast)."""
+        if self.offset < 0 or self.offset + size > self.deltas.numel():
+            raise ValueError(
+                f"batch statistics hold {self.deltas.numel()} pairs; pairs {self.offset}..{self.offset + size} asked"
+            )
         return slice(self.offset, self.offset + size)
 
 

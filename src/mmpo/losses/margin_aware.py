@@ -80,7 +80,8 @@ def beta_dpo_kept(config: LossConfig, batch: BatchStatistics) -> torch.Tensor:
     weights = torch.exp(-0.5 * ((deltas - mean) / std).pow(2)) if std > 0 else torch.ones_like(deltas)
     weights = weights.clamp(min=torch.finfo(weights.dtype).tiny)
     count = max(1, int(deltas.numel() * config.beta_dpo.rho))
-    return torch.multinomial(weights, count, replacement=False, generator=batch.generator)
+    # drawn on the CPU, where the trainer's generator lives: the same pairs on every device type
+    return torch.multinomial(weights.cpu(), count, replacement=False, generator=batch.generator).to(deltas.device)
 
 
 def beta_dpo_loss(config: LossConfig, x: PolicyLossInputs) -> torch.Tensor:

@@ -30,14 +30,16 @@ class RunningMarginStatistics(TrainerCallback, ExportableState):
         self.std = std
 
     def update(self, deltas: torch.Tensor) -> None:
+        """Fold in one gathered batch; a batch of one pair (a last, partial one) moves the mean only."""
         mean = deltas.mean().item()
-        std = deltas.std().item() if deltas.numel() > 1 else 0.0
+        std = deltas.std().item() if deltas.numel() > 1 else None
         if self.mean is None or self.std is None:
-            self.mean, self.std = mean, std
+            self.mean, self.std = mean, std if std is not None else 0.0
             return
         m = self.momentum
         self.mean = m * self.mean + (1 - m) * mean
-        self.std = m * self.std + (1 - m) * std
+        if std is not None:
+            self.std = m * self.std + (1 - m) * std
 
     def state(self) -> dict:
         return {"args": {"momentum": self.momentum}, "attributes": {"mean": self.mean, "std": self.std}}

@@ -22,12 +22,21 @@ class PolicyTrainer(PairwiseTrainer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.spec = loss_spec(self.loss_config.loss_type)
-        self.running_statistics: RunningMarginStatistics | None = None
         if self.spec.running_statistics:
-            self.running_statistics = RunningMarginStatistics(self.loss_config.beta_dpo.momentum)
-            self.add_callback(self.running_statistics)
+            self.add_callback(RunningMarginStatistics(self.loss_config.beta_dpo.momentum))
         # (global step, micro-batches seen at that step), for training and for evaluation: seeds beta-DPO's filter
         self._micro_step = {True: (-1, 0), False: (-1, 0)}
+
+    @property
+    def running_statistics(self) -> RunningMarginStatistics | None:
+        """beta-DPO's moving averages, looked up among the callbacks each time: with
+        ``restore_callback_states_from_checkpoint`` transformers replaces the instance on resume."""
+        found = [c for c in self.callback_handler.callbacks if isinstance(c, RunningMarginStatistics)]
+        return found[0] if found else None
+
+    def evaluate(self, *args, **kwargs):
+        self._micro_step[False] = (-1, 0)  # every evaluation draws beta-DPO's filters alike, however often it runs
+        return super().evaluate(*args, **kwargs)
 
     def batch_statistics(self, model, deltas) -> BatchStatistics:
         """The gathered statistics of this micro-batch. beta-DPO's moving averages advance on training batches only;

@@ -99,7 +99,10 @@ def test_two_processes_train_a_policy_as_one_process_with_twice_the_batch(tmp_pa
             torch.testing.assert_close(
                 load_file(str(gathered))[side], load_file(str(whole))[side], rtol=1e-6, atol=1e-5
             )
-    assert_same_run(tmp_path / "two", tmp_path / "one", weights_atol=1e-6)
+    # 1e-5: on CPUs with AMX / AVX512 kernels (Intel Xeon) a matmul of 4 rows and one of 8 sum in other orders, and
+    # after 12 Adam steps at lr 3e-3 the weights differ by up to 3e-6 (the session-start code too); a rank training on
+    # the wrong share (one process at half the global batch) ends 3e-2 away
+    assert_same_run(tmp_path / "two", tmp_path / "one", weights_atol=1e-5)
 
     again = policy_overrides(
         tmp_path,

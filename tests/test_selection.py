@@ -96,6 +96,16 @@ def test_select_by_margin_writes_the_top_rows_unchanged(tmp_path, capsys):
     assert kept == [r for r in rows if r["id"] in {k["id"] for k in kept}]  # unchanged, every column, file order
 
 
+def _response_token_logps(model, tokenizer, prompt: str, response: str) -> torch.Tensor:
+    """log p of each response token (and the EOS after it) given the prompt, from one plain forward pass."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids = prompt_ids + tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0, :-1].float()
+    token_logps = torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
+    return token_logps[len(prompt_ids) - 1 :]
+
+
 def test_alignment_potential_reads_the_policys_mean_log_probs(tmp_path, tiny_llama_dir, capsys):
     """The implicit margin is the mean log-prob per response token of y_w minus y_l under --model: recomputed here
     with a plain forward pass, the selection must be the same."""
@@ -111,12 +121,7 @@ def test_alignment_potential_reads_the_policys_mean_log_probs(tmp_path, tiny_lla
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
 
     def mean_logp(prompt: str, response: str) -> float:
-        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        ids = prompt_ids + tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        with torch.no_grad():
-            logits = model(torch.tensor([ids])).logits[0, :-1].float()
-        token_logps = torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
-        return token_logps[len(prompt_ids) - 1 :].mean().item()
+        return _response_token_logps(model, tokenizer, prompt, response).mean().item()
 
     implicit = [mean_logp(r["prompt"], r["chosen"]) - mean_logp(r["prompt"], r["rejected"]) for r in rows]
     explicit = [r["score_chosen"] - r["score_rejected"] for r in rows]
@@ -125,12 +130,7 @@ def test_alignment_potential_reads_the_policys_mean_log_probs(tmp_path, tiny_lla
 
 
 def _summed_logp(model, tokenizer, prompt: str, response: str) -> float:
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    ids = prompt_ids + tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    with torch.no_grad():
-        logits = model(torch.tensor([ids])).logits[0, :-1].float()
-    token_logps = torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
-    return token_logps[len(prompt_ids) - 1 :].sum().item()
+    return _response_token_logps(model, tokenizer, prompt, response).sum().item()
 
 
 def test_dual_margin_reads_the_implicit_dpo_margin_against_the_reference(tmp_path, tiny_llama_dir, capsys):

@@ -11,10 +11,15 @@ from typing import Any
 from mmpo.config.loading import data_config_from_overrides
 from mmpo.data.io import check_data_files
 from mmpo.errors import ConfigError
-from mmpo.evaluation.pair_eval import ScoringSettings, load_eval_pairs, preference_logits, write_report
+from mmpo.evaluation.pair_eval import (
+    ScoringSettings,
+    load_eval_pairs,
+    preference_logits,
+    reference_free_reduction_of,
+    write_report,
+)
 from mmpo.evaluation.rewardbench import evaluate_rewardbench
 from mmpo.file_errors import ensure_writable_folder
-from mmpo.losses.table import loss_spec
 from mmpo.models.inspect import require_model_kind
 from mmpo.models.loading import load_tokenizer, saved_run_of
 
@@ -54,14 +59,13 @@ def with_trained_run_settings(params: EvalParams) -> EvalParams:
     if trained is None:
         return params
     run = trained.config
-    spec = loss_spec(run.loss.loss_type)
+    reduction = reference_free_reduction_of(run.loss.loss_type, params.scoring.tokenization)
     reference_given = params.scoring.reference_free or params.scoring.ref_model
-    if params.scoring.kind == "policy" and not spec.needs_reference and not reference_given:
-        # trained without a reference (SimPO, gamma-PO, AMaPO, RePO): scored without one, on the mean log-prob per
-        # token where the loss averaged (reward-bench's own scoring keeps its 'avg' default)
-        mmpo_scoring = params.scoring.tokenization == "mmpo"
-        reduction = "avg" if spec.length_averaged or not mmpo_scoring else "sum"
-        logger.info("%s was trained reference-free (%s): scored so, %s", params.scoring.model, spec.name, reduction)
+    if params.scoring.kind == "policy" and reduction is not None and not reference_given:
+        # trained without a reference: scored without one, as it trained
+        logger.info(
+            "%s was trained reference-free (%s): scored so, %s", params.scoring.model, run.loss.loss_type, reduction
+        )
         params = replace(
             params, scoring=replace(params.scoring, reference_free=True, reference_free_reduction=reduction)
         )

@@ -16,7 +16,6 @@ from mmpo.data.prepare import prepare_pairs
 from mmpo.errors import ConfigError, DataError
 from mmpo.file_errors import ensure_writable_folder
 from mmpo.losses import target_probability
-from mmpo.losses.table import loss_spec
 
 
 @dataclass(frozen=True)
@@ -86,17 +85,18 @@ def margin_diagnostics(params: MarginsParams, cfg, pairs, tokenizer) -> dict[str
     found: dict[str, Any] = {"similarity_spearman": round(spearman(cosines, margins), 4)}
     implicit = None
     if params.policy:
-        from mmpo.evaluation.pair_eval import ScoringSettings, preference_logits
+        from mmpo.evaluation.pair_eval import ScoringSettings, preference_logits, reference_free_reduction_of
         from mmpo.models.loading import saved_run_of
 
-        run = saved_run_of(params.policy).config  # scored at the lengths it was trained with, unless given
+        run = saved_run_of(params.policy).config  # scored as it was trained: its lengths unless given, its reference
+        reduction = reference_free_reduction_of(run.loss.loss_type)
         settings = ScoringSettings(
             params.policy,
             kind="policy",
             max_length=params.max_length or run.max_length,
             max_prompt_length=params.max_prompt_length or run.max_prompt_length,
-            reference_free=not loss_spec(run.loss.loss_type).needs_reference,
-            reference_free_reduction="avg" if loss_spec(run.loss.loss_type).length_averaged else "sum",
+            reference_free=reduction is not None,
+            reference_free_reduction=reduction or "sum",
         )
         implicit = preference_logits(settings, pairs, tokenizer).tolist()
         found["implicit_margin_spearman"] = round(spearman(implicit, margins), 4)

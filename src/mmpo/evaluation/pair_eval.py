@@ -26,6 +26,7 @@ from mmpo.features.rewardbench_tokenize import (
 )
 from mmpo.features.scoring import RewardPairScorer, policy_rewards
 from mmpo.features.tokenize import LengthPolicy, tokenize_policy_pairs
+from mmpo.losses.table import loss_spec
 from mmpo.metrics.bootstrap import DEFAULT_RESAMPLES, LEVEL, metric_intervals
 from mmpo.metrics.calibration import bins_record, pairwise_calibration, preference_report
 from mmpo.metrics.pair_scores import PAIR_SCORES_FILE, pair_key, write_pair_scores
@@ -70,6 +71,16 @@ class ScoringSettings:
         if max_prompt_length >= max_length:
             raise ConfigError(f"--max-prompt-length ({max_prompt_length}) must be below --max-length ({max_length})")
         return max_length, max_prompt_length
+
+
+def reference_free_reduction_of(loss_type: str, tokenization: str = "mmpo") -> str | None:
+    """How to score a policy trained with ``loss_type`` without a reference: None if the loss used one; else the
+    mean log-prob per token where the loss averaged (SimPO, gamma-PO, AMaPO, RePO), the summed one otherwise, and
+    reward-bench's own 'avg' default under its scoring."""
+    spec = loss_spec(loss_type)
+    if spec.needs_reference:
+        return None
+    return "avg" if spec.length_averaged or tokenization != "mmpo" else "sum"
 
 
 @dataclass(frozen=True)

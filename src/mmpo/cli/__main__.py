@@ -1,5 +1,8 @@
 import sys
 
 from mmpo.cli import main
+from mmpo.distributed import end_process_group
 
-sys.exit(main())
+code = main()
+end_process_group()
+sys.exit(code)

@@ -64,10 +64,3 @@ def main_process_first() -> Iterator[None]:
     """The main process runs the block first (e.g. builds a cache on disk), the others after it (and read it)."""
     with process_state().main_process_first():
         yield
-
-
-def end_process_group() -> None:
-    """Tear down the process group before the interpreter exits, as torch asks: a gloo group left to the interpreter's
-    shutdown can abort a rank at exit ("terminate called without an active exception") after its work is done."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()

@@ -14,9 +14,12 @@ process and sends the result, or the error, to every rank, so all ranks go the s
 
 from __future__ import annotations
 
+import atexit
+import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import torch
 from accelerate import PartialState
@@ -64,3 +67,27 @@ def main_process_first() -> Iterator[None]:
     """The main process runs the block first (e.g. builds a cache on disk), the others after it (and read it)."""
     with process_state().main_process_first():
         yield
+
+
+def exit_process(code: int) -> NoReturn:
+    """Exit with ``code``; a process that joined a process group leaves without interpreter finalization.
+
+    Why: a gloo worker thread drops its reference to a finished collective after ``wait()`` has already returned to
+    Python, and that last reference frees tensors owned by Python objects, so the worker takes the GIL. If the main
+    thread has begun finalizing the interpreter by then, CPython ends the worker with a forced unwind through a
+    noexcept frame and the rank aborts after its work is done ("terminate called without an active exception",
+    SIGABRT; gdb on the core: ``AsyncAllgatherWork::~AsyncAllgatherWork`` -> ``take_gil`` -> ``PyThread_exit_thread``
+    in ``ProcessGroupGloo::runLoop``; upstream pytorch/pytorch#190489). It hit about one torchrun run in 30 here, and
+    one in 5 for a script that gathers and exits. ``destroy_process_group`` does not help: the worker threads outlive
+    it (c10d's registry and the DDP-wrapped model still hold the group). So such a process runs its atexit handlers
+    (W&B's finish, log handlers) and flushes its streams while the interpreter is whole, then leaves with
+    ``os._exit``, which finalizes nothing. A process without a process group exits normally."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
+            pass
+    os._exit(code)

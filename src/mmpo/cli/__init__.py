@@ -16,6 +16,7 @@ import argparse
 import logging
 import os
 import sys
+from typing import NoReturn
 
 from mmpo import __version__
 from mmpo.cli import (
@@ -115,5 +116,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def run() -> NoReturn:
+    """The ``mmpo`` console script and ``python -m mmpo.cli``: main(), then an exit that is safe for a rank of a
+    multi-process run (see ``mmpo.distributed.exit_process``). A command that never loaded torch cannot have joined
+    a process group, and exits without loading it."""
+    code = main()
+    if "torch.distributed" not in sys.modules:
+        sys.exit(code)
+    from mmpo.distributed import exit_process
+
+    exit_process(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -1,5 +1,3 @@
-import sys
+from mmpo.cli import run
 
-from mmpo.cli import main
-
-sys.exit(main())
+run()

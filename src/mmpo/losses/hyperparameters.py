@@ -175,9 +175,7 @@ class LossConfig:
         if not 0.0 <= self.label_smoothing < 0.5:
             raise ValueError(f"loss.label_smoothing must be in [0, 0.5) (got {self.label_smoothing})")
         for name in ("kto_desirable_weight", "kto_undesirable_weight"):
-            value = getattr(self, name)
-            if not 0 < value < float("inf"):
-                raise ValueError(f"loss.{name} must be a finite number > 0 (got {value})")
+            _positive(name, getattr(self, name))
         for name in ("simpo_gamma", "odpo_alpha"):
             _finite(name, getattr(self, name))
         for record in (self.gammapo, self.beta_dpo, self.madpo, self.bpo, self.repo):

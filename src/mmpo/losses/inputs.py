@@ -7,6 +7,26 @@ from dataclasses import dataclass
 
 import torch
 
+from mmpo.losses.pairwise import check_same_shape
+
+
+def policy_delta(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor | None,
+    ref_rejected_logps: torch.Tensor | None,
+) -> torch.Tensor:
+    """delta = chosen log-ratio minus rejected log-ratio (reference omitted when both refs are None)."""
+    check_same_shape("policy_chosen_logps", policy_chosen_logps, "policy_rejected_logps", policy_rejected_logps)
+    delta = policy_chosen_logps - policy_rejected_logps
+    if ref_chosen_logps is None and ref_rejected_logps is None:
+        return delta
+    if ref_chosen_logps is None or ref_rejected_logps is None:
+        raise ValueError("pass both reference log-probs or neither")
+    check_same_shape("policy_chosen_logps", policy_chosen_logps, "ref_chosen_logps", ref_chosen_logps)
+    check_same_shape("policy_rejected_logps", policy_rejected_logps, "ref_rejected_logps", ref_rejected_logps)
+    return delta - (ref_chosen_logps - ref_rejected_logps)
+
 
 @dataclass(frozen=True)
 class BatchStatistics:
@@ -57,7 +77,4 @@ class PolicyLossInputs:
     @property
     def delta(self) -> torch.Tensor:
         """delta = chosen log-ratio minus rejected log-ratio (log-probs alone without a reference)."""
-        delta = self.chosen_logps - self.rejected_logps
-        if self.ref_chosen_logps is None:
-            return delta
-        return delta - (self.ref_chosen_logps - self.ref_rejected_logps)
+        return policy_delta(self.chosen_logps, self.rejected_logps, self.ref_chosen_logps, self.ref_rejected_logps)

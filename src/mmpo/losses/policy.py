@@ -15,30 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from mmpo.losses.hyperparameters import POLICY_LOSS_TYPES, LossConfig
-from mmpo.losses.inputs import BatchStatistics, PolicyLossInputs
+from mmpo.losses.inputs import BatchStatistics, PolicyLossInputs, policy_delta
 from mmpo.losses.pairwise import check_same_shape, soft_bce_with_logits
 from mmpo.losses.targets import target_probability
 
 # Kept as a name for readers of the DPO literature; it is the one LossConfig every loss takes.
 PolicyLossConfig = LossConfig
-
-
-def policy_delta(
-    policy_chosen_logps: torch.Tensor,
-    policy_rejected_logps: torch.Tensor,
-    ref_chosen_logps: torch.Tensor | None,
-    ref_rejected_logps: torch.Tensor | None,
-) -> torch.Tensor:
-    """delta = chosen log-ratio minus rejected log-ratio (reference omitted when both refs are None)."""
-    check_same_shape("policy_chosen_logps", policy_chosen_logps, "policy_rejected_logps", policy_rejected_logps)
-    delta = policy_chosen_logps - policy_rejected_logps
-    if ref_chosen_logps is None and ref_rejected_logps is None:
-        return delta
-    if ref_chosen_logps is None or ref_rejected_logps is None:
-        raise ValueError("pass both reference log-probs or neither")
-    check_same_shape("policy_chosen_logps", policy_chosen_logps, "ref_chosen_logps", ref_chosen_logps)
-    check_same_shape("policy_rejected_logps", policy_rejected_logps, "ref_rejected_logps", ref_rejected_logps)
-    return delta - (ref_chosen_logps - ref_rejected_logps)
 
 
 def mmpo_loss(config: LossConfig, x: PolicyLossInputs) -> torch.Tensor:

@@ -149,6 +149,7 @@ def run_worker(args) -> dict:
         from mmpo.features.collators import PackedPolicyCollator, PolicyCollator
         from mmpo.features.reference import attach_reference_logps, compute_reference_logps
         from mmpo.losses import LossConfig
+        from mmpo.training.checkpointing import checkpointing_kwargs
         from mmpo.training.policy_trainer import PolicyTrainer
 
         features = tokenize()  # timed, like the tokenisation TRL does inside DPOTrainer.__init__
@@ -160,7 +161,12 @@ def run_worker(args) -> dict:
         attach_reference_logps(features, chosen, rejected)
         trainer = PolicyTrainer(
             model=model,
-            args=TrainingArguments(**common, remove_unused_columns=False, label_names=["margin"]),
+            args=TrainingArguments(
+                **common,
+                activation_checkpointing_kwargs=checkpointing_kwargs(args.checkpoint_saves),
+                remove_unused_columns=False,
+                label_names=["margin"],
+            ),
             data_collator=(PackedPolicyCollator if args.padding_free else PolicyCollator)(tokenizer.pad_token_id),
             train_dataset=datasets.Dataset.from_list(features),
             loss=LossConfig("mmpo", beta=0.1, gamma=float("inf")),
@@ -219,6 +225,7 @@ def run_pair(args, max_length: int) -> dict[str, dict]:
         argv += ["--bf16"] if args.bf16 else []
         argv += ["--padding-free"] if args.padding_free else []
         argv += ["--gradient-checkpointing"] if args.gradient_checkpointing else []
+        argv += ["--checkpoint-saves", args.checkpoint_saves]
         argv += ["--longest"] if args.longest else []
         argv += ["--peak-tflops", str(args.peak_tflops)] if args.peak_tflops else []
         argv += ["--model-path", args.model_path] if args.model_path else []
@@ -241,6 +248,12 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--padding-free", action="store_true", help="mmpo packs each batch into one row")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="both frameworks (TRL's default)")
+    parser.add_argument(
+        "--checkpoint-saves",
+        choices=["inputs", "matmuls", "half_matmuls"],
+        default="inputs",
+        help="mmpo's train.checkpoint_saves (TRL keeps full checkpointing, its default)",
+    )
     parser.add_argument("--longest", action="store_true", help="the longest pairs of the sample, not the first")
     parser.add_argument("--peak-tflops", type=float, help="peak for MFU (default: measured here, GPUs by name)")
     parser.add_argument("--profile", type=int, default=0, help="print the top N operators of each run (profiler)")
@@ -262,6 +275,7 @@ def main() -> None:
     print(f"MFU against {args.peak_tflops * 1e3:.0f} GFLOP/s ({'bf16' if args.bf16 else 'fp32'}); see model_flops")
     print(f"model={args.model} pairs={args.pairs} batch={args.batch_size} bf16={args.bf16}", end=" ")
     print(f"padding_free={args.padding_free} gradient_checkpointing={args.gradient_checkpointing}", end=" ")
+    print(f"checkpoint_saves={args.checkpoint_saves}", end=" ")
     print(f"longest={args.longest}")
     print(
         "| max_length | framework | tokens | mean sequence length | seconds | tokens/s | peak memory (MB) "
@@ -298,6 +312,7 @@ def main() -> None:
     last = ratios[-1]
     summary = {**last, "model": args.model, "bf16": args.bf16, "padding_free": args.padding_free, "pairs": args.pairs}
     summary["gradient_checkpointing"] = args.gradient_checkpointing
+    summary["checkpoint_saves"] = args.checkpoint_saves
     summary["longest"] = args.longest
     if len(ratios) > 1:
         summary["scaling"] = ratios

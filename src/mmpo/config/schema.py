@@ -22,6 +22,10 @@ MARGIN_SOURCES = ("scores", "votes", "annotators", "similarity", "constant", "au
 # transformers' own names; the flash kernels are separate packages, checked before loading (training.preflight)
 ATTENTION_IMPLEMENTATIONS = ("", "sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 
+# what activation checkpointing keeps of a layer's forward (training/checkpointing.py): its input only, or also the
+# outputs of its matmuls and attention (all, or every other matmul)
+CHECKPOINT_SAVES = ("inputs", "matmuls", "half_matmuls")
+
 
 def check_choices(choices: dict[str, tuple[str, tuple[str, ...]]], prefix: str) -> None:
     """Raise ConfigError naming the first key whose value is not one of its allowed choices."""
@@ -185,6 +189,7 @@ class TrainSettings:
     max_grad_norm: float = 1.0
     bf16: bool = False
     gradient_checkpointing: bool = False
+    checkpoint_saves: str = "inputs"  # with gradient_checkpointing: inputs (full), matmuls or half_matmuls (selective)
     logging_steps: int = 10
     eval_steps: int = 0  # 0 = evaluate once per epoch
     save_steps: int = 0  # 0 = save once per epoch
@@ -204,6 +209,12 @@ class TrainSettings:
     def validate(self) -> None:
         if not self.output_dir:
             raise ConfigError("train.output_dir is empty")
+        check_choices({"checkpoint_saves": (self.checkpoint_saves, CHECKPOINT_SAVES)}, "train.")
+        if self.checkpoint_saves != "inputs" and not self.gradient_checkpointing:
+            raise ConfigError(
+                f"train.checkpoint_saves = {self.checkpoint_saves} chooses what checkpointing keeps; "
+                "it needs train.gradient_checkpointing: true"
+            )
         if self.max_steps == 0 or self.max_steps < -1:
             raise ConfigError(f"train.max_steps must be > 0, or -1 to train by epochs (got {self.max_steps})")
         if self.max_steps == -1:

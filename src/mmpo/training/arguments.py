@@ -6,6 +6,7 @@ import torch
 from transformers import TrainingArguments
 
 from mmpo.config.schema import TrainSettings
+from mmpo.training.checkpointing import checkpointing_kwargs
 
 # TrainingArguments that mmpo sets itself, with the mmpo setting to use instead (train.extra may not set them).
 MANAGED_ARGUMENTS = {
@@ -19,6 +20,7 @@ MANAGED_ARGUMENTS = {
     "lr_scheduler_type": "lr_scheduler_type",
     "warmup_steps": "warmup_ratio",
     "bf16": "bf16",
+    "activation_checkpointing": "gradient_checkpointing",
     "seed": "seed",
     "report_to": "report_to",
     "remove_unused_columns": "(none: mmpo's collators need every column)",
@@ -50,6 +52,7 @@ def build_training_arguments(settings: TrainSettings, has_eval: bool = True) -> 
         bf16=settings.bf16,
         use_cpu=not torch.cuda.is_available(),
         activation_checkpointing=settings.gradient_checkpointing,  # transformers 5 name of gradient checkpointing
+        activation_checkpointing_kwargs=checkpointing_kwargs(settings.checkpoint_saves),
         logging_steps=settings.logging_steps,
         logging_first_step=True,
         eval_strategy=eval_strategy,
@@ -65,5 +68,11 @@ def build_training_arguments(settings: TrainSettings, has_eval: bool = True) -> 
         disable_tqdm=settings.disable_tqdm,
         dataloader_num_workers=0,
     )
+    own_checkpointing = kwargs["activation_checkpointing_kwargs"] or {}
     kwargs.update(settings.extra)
+    if "activation_checkpointing_kwargs" in settings.extra:  # e.g. every_n_layers or offload, beside checkpoint_saves
+        kwargs["activation_checkpointing_kwargs"] = {
+            **own_checkpointing,
+            **settings.extra["activation_checkpointing_kwargs"],
+        }
     return TrainingArguments(**kwargs)

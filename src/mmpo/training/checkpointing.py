@@ -1,0 +1,84 @@
+"""What activation checkpointing keeps from a decoder layer's forward pass, and so what its backward recomputes.
+
+Why this exists: full checkpointing (transformers' default, and TRL's) keeps only each layer's input and re-runs the
+whole layer in the backward: about 2N more FLOPs per trained token on top of training's 6N, spent on matmuls that
+already ran. Op-level selective checkpointing (torchtitan's "selective op" mode, built on torch's
+``create_selective_checkpoint_contexts``) keeps the outputs of the expensive ops and recomputes only the cheap,
+element-wise ones (norms, rotary, SiLU, residual adds):
+
+- ``inputs``: full checkpointing, the least memory;
+- ``matmuls``: every matmul's and attention's output is kept, so the backward runs no matmul twice;
+- ``half_matmuls``: attention and every other matmul of a layer (the 1st, 3rd, ...), as torchtitan keeps them: about
+  half the extra memory of ``matmuls`` for part of its gain.
+
+The choice is a picklable object handed to ``torch.utils.checkpoint.checkpoint`` as ``context_fn`` (through
+``TrainingArguments.activation_checkpointing_kwargs``), because the Trainer saves its arguments with every checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+from torch.utils.checkpoint import CheckpointPolicy, create_selective_checkpoint_contexts
+
+from mmpo.config.schema import CHECKPOINT_SAVES
+
+
+def _ops(*names: str) -> frozenset:
+    """The aten overloads of these names that this torch build has (attention kernels differ by build and version)."""
+    found = set()
+    for name in names:
+        packet = getattr(torch.ops.aten, name, None)
+        if packet is not None and hasattr(packet, "default"):
+            found.add(packet.default)
+    return frozenset(found)
+
+
+MATMUL_OPS = _ops("mm", "addmm", "bmm", "baddbmm")
+ATTENTION_OPS = _ops(
+    "_scaled_dot_product_flash_attention_for_cpu",
+    "_scaled_dot_product_flash_attention",
+    "_scaled_dot_product_efficient_attention",
+    "_scaled_dot_product_cudnn_attention",
+)
+
+
+class _KeepPolicy:
+    """One checkpointed call's policy. Matmuls are counted separately in the forward and in its recompute, so the
+    recompute makes the same keep-or-recompute choice for the n-th matmul as the forward did."""
+
+    def __init__(self, saves: str) -> None:
+        self.saves = saves
+        self.matmuls_seen: defaultdict[bool, int] = defaultdict(int)
+
+    def __call__(self, ctx, func, *args, **kwargs) -> CheckpointPolicy:
+        if func in MATMUL_OPS:
+            self.matmuls_seen[ctx.is_recompute] += 1
+            keep = self.saves == "matmuls" or self.matmuls_seen[ctx.is_recompute] % 2 == 1
+        else:
+            keep = func in ATTENTION_OPS
+        return CheckpointPolicy.MUST_SAVE if keep else CheckpointPolicy.PREFER_RECOMPUTE
+
+
+class SelectiveCheckpointing:
+    """``context_fn`` for ``torch.utils.checkpoint.checkpoint``: a fresh policy for every checkpointed call."""
+
+    def __init__(self, saves: str) -> None:
+        if saves not in CHECKPOINT_SAVES[1:]:
+            raise ValueError(f"saves must be one of {CHECKPOINT_SAVES[1:]} (got {saves!r})")
+        self.saves = saves
+
+    def __call__(self):
+        return create_selective_checkpoint_contexts(_KeepPolicy(self.saves))
+
+    def __repr__(self) -> str:  # what the Trainer's logged arguments show
+        return f"SelectiveCheckpointing({self.saves!r})"
+
+
+def checkpointing_kwargs(saves: str) -> dict[str, object] | None:
+    """``activation_checkpointing_kwargs`` for the Trainer: None (transformers' default, non-reentrant) for full
+    checkpointing, else non-reentrant checkpointing with the selective policy (it needs the non-reentrant kind)."""
+    if saves == "inputs":
+        return None
+    return {"use_reentrant": False, "context_fn": SelectiveCheckpointing(saves)}

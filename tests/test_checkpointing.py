@@ -1,0 +1,96 @@
+"""What activation checkpointing keeps (train.checkpoint_saves): the same gradients as no checkpointing, and a backward
+that re-runs fewer matmuls the more the forward kept, counted op by op."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+from tiny_models import tiny_llama
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from mmpo.config import load_config
+from mmpo.config.schema import TrainSettings
+from mmpo.errors import ConfigError
+from mmpo.training.arguments import build_training_arguments
+from mmpo.training.checkpointing import MATMUL_OPS, checkpointing_kwargs
+
+VOCAB, LAYERS = 64, 3
+# q, k, v, o, gate, up, down; down_proj's output feeds only the residual add, which keeps nothing, so torch's
+# non-reentrant recompute stops before it (early stop): full checkpointing re-runs 6 matmuls of each layer
+RECOMPUTED_PER_LAYER = 6
+
+
+class CountMatmuls(TorchDispatchMode):
+    """How many matmuls run under it (linear layers reach aten.mm / addmm)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += func in MATMUL_OPS
+        return func(*args, **(kwargs or {}))
+
+
+def gradients_and_backward_matmuls(saves: str | None) -> tuple[dict[str, torch.Tensor], int]:
+    """Gradients of a tiny Llama's loss, and the matmuls its backward ran; saves=None: no checkpointing."""
+    model = tiny_llama(VOCAB, seed=3, hidden_size=32, layers=LAYERS).train()
+    model.config.use_cache = False
+    if saves is not None:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=checkpointing_kwargs(saves))
+    ids = torch.randint(0, VOCAB, (2, 24), generator=torch.Generator().manual_seed(0))
+    loss = model(input_ids=ids, labels=ids).loss
+    with CountMatmuls() as counter:
+        loss.backward()
+    return {name: p.grad.clone() for name, p in model.named_parameters()}, counter.count
+
+
+def test_every_choice_gives_the_gradients_of_no_checkpointing_and_recomputes_fewer_matmuls():
+    reference, plain = gradients_and_backward_matmuls(None)
+    backward_matmuls = {}
+    for saves in ("inputs", "matmuls", "half_matmuls"):
+        gradients, backward_matmuls[saves] = gradients_and_backward_matmuls(saves)
+        assert gradients.keys() == reference.keys()
+        for name in reference:
+            torch.testing.assert_close(gradients[name], reference[name], rtol=1e-5, atol=1e-7, msg=f"{saves}: {name}")
+    # full checkpointing re-runs 6 forward matmuls of each layer; keeping the matmuls re-runs none; keeping every
+    # other one (q, v, gate, down) re-runs the other 3 (k, o, up) of each layer
+    assert backward_matmuls["inputs"] == plain + LAYERS * RECOMPUTED_PER_LAYER
+    assert backward_matmuls["matmuls"] == plain
+    assert backward_matmuls["half_matmuls"] == plain + LAYERS * 3
+
+
+def test_the_choice_reaches_the_trainer_and_survives_pickling(tmp_path):
+    """The Trainer saves its arguments (training_args.bin) with every checkpoint, so the policy must pickle."""
+    settings = TrainSettings(output_dir=str(tmp_path), gradient_checkpointing=True, checkpoint_saves="half_matmuls")
+    arguments = build_training_arguments(settings)
+    assert arguments.activation_checkpointing
+    context = pickle.loads(pickle.dumps(arguments)).activation_checkpointing_kwargs["context_fn"]
+    assert context.saves == "half_matmuls"
+    full = TrainSettings(output_dir=str(tmp_path), gradient_checkpointing=True)
+    assert build_training_arguments(full).activation_checkpointing_kwargs is None  # transformers' default
+
+
+def test_extra_checkpointing_arguments_merge_with_the_choice(tmp_path):
+    settings = TrainSettings(
+        output_dir=str(tmp_path),
+        gradient_checkpointing=True,
+        checkpoint_saves="matmuls",
+        extra={"activation_checkpointing_kwargs": {"every_n_layers": 2}},
+    )
+    merged = build_training_arguments(settings).activation_checkpointing_kwargs
+    assert merged["every_n_layers"] == 2 and merged["context_fn"].saves == "matmuls" and not merged["use_reentrant"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["train.checkpoint_saves=everything"], "train.checkpoint_saves = 'everything'; choose one of"),
+        (["train.checkpoint_saves=matmuls"], "it needs train.gradient_checkpointing: true"),
+    ],
+)
+def test_bad_choices_are_refused_naming_the_key(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, ["kind=reward", f"data.train_path={tmp_path}/pairs.jsonl", *overrides])

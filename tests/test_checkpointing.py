@@ -14,7 +14,7 @@ from mmpo.config import load_config
 from mmpo.config.schema import TrainSettings
 from mmpo.errors import ConfigError
 from mmpo.training.arguments import build_training_arguments
-from mmpo.training.checkpointing import MATMUL_OPS, checkpointing_kwargs
+from mmpo.training.checkpointing import CAST_OPS, MATMUL_OPS, checkpointing_kwargs
 
 VOCAB, LAYERS = 64, 3
 # q, k, v, o, gate, up, down; down_proj's output feeds only the residual add, which keeps nothing, so torch's
@@ -22,36 +22,40 @@ VOCAB, LAYERS = 64, 3
 RECOMPUTED_PER_LAYER = 6
 
 
-class CountMatmuls(TorchDispatchMode):
-    """How many matmuls run under it (linear layers reach aten.mm / addmm)."""
+class CountOps(TorchDispatchMode):
+    """How many ops of a set run under it (linear layers reach aten.mm / addmm; autocast's casts are _to_copy)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ops) -> None:
         super().__init__()
+        self.ops = ops
         self.count = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.count += func in MATMUL_OPS
+        self.count += func in self.ops
         return func(*args, **(kwargs or {}))
 
 
-def gradients_and_backward_matmuls(saves: str | None) -> tuple[dict[str, torch.Tensor], int]:
-    """Gradients of a tiny Llama's loss, and the matmuls its backward ran; saves=None: no checkpointing."""
+def gradients_and_backward_ops(
+    saves: str | None, ops=MATMUL_OPS, bf16: bool = False
+) -> tuple[dict[str, torch.Tensor], int]:
+    """Gradients of a tiny Llama's loss, and how many of ``ops`` its backward ran; saves=None: no checkpointing."""
     model = tiny_llama(VOCAB, seed=3, hidden_size=32, layers=LAYERS).train()
     model.config.use_cache = False
     if saves is not None:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=checkpointing_kwargs(saves))
     ids = torch.randint(0, VOCAB, (2, 24), generator=torch.Generator().manual_seed(0))
-    loss = model(input_ids=ids, labels=ids).loss
-    with CountMatmuls() as counter:
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = model(input_ids=ids, labels=ids).loss
+    with CountOps(ops) as counter:
         loss.backward()
     return {name: p.grad.clone() for name, p in model.named_parameters()}, counter.count
 
 
 def test_every_choice_gives_the_gradients_of_no_checkpointing_and_recomputes_fewer_matmuls():
-    reference, plain = gradients_and_backward_matmuls(None)
+    reference, plain = gradients_and_backward_ops(None)
     backward_matmuls = {}
     for saves in ("inputs", "matmuls", "half_matmuls"):
-        gradients, backward_matmuls[saves] = gradients_and_backward_matmuls(saves)
+        gradients, backward_matmuls[saves] = gradients_and_backward_ops(saves)
         assert gradients.keys() == reference.keys()
         for name in reference:
             torch.testing.assert_close(gradients[name], reference[name], rtol=1e-5, atol=1e-7, msg=f"{saves}: {name}")
@@ -60,6 +64,19 @@ def test_every_choice_gives_the_gradients_of_no_checkpointing_and_recomputes_few
     assert backward_matmuls["inputs"] == plain + LAYERS * RECOMPUTED_PER_LAYER
     assert backward_matmuls["matmuls"] == plain
     assert backward_matmuls["half_matmuls"] == plain + LAYERS * 3
+
+
+def test_under_bf16_autocast_the_selective_choices_cast_nothing_again():
+    """Autocast casts each Linear's fp32 weight and input to bf16; full checkpointing casts them again in the
+    recompute, the selective choices keep the casts (the backward's own casts, of gradients, remain)."""
+    reference, plain = gradients_and_backward_ops(None, CAST_OPS, bf16=True)
+    casts = {}
+    for saves in ("inputs", "matmuls", "half_matmuls"):
+        gradients, casts[saves] = gradients_and_backward_ops(saves, CAST_OPS, bf16=True)
+        for name in reference:
+            torch.testing.assert_close(gradients[name], reference[name], msg=f"{saves}: {name}")
+    assert casts["inputs"] > plain + LAYERS * RECOMPUTED_PER_LAYER  # at least one weight cast per re-run matmul
+    assert casts["matmuls"] == casts["half_matmuls"] == plain
 
 
 def test_the_choice_reaches_the_trainer_and_survives_pickling(tmp_path):

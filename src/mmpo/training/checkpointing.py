@@ -11,6 +11,10 @@ element-wise ones (norms, rotary, SiLU, residual adds):
 - ``half_matmuls``: attention and every other matmul of a layer (the 1st, 3rd, ...), as torchtitan keeps them: about
   half the extra memory of ``matmuls`` for part of its gain.
 
+Both selective choices also keep dtype casts (``_to_copy``): under bf16 autocast every Linear casts its fp32 weight
+and its input to bf16, the matmul's backward needs both casts, and a recompute would cast them again (on a CPU
+the casts took as long as a tenth of the matmuls). The casts are bf16 copies that the backward holds anyway.
+
 The choice is a picklable object handed to ``torch.utils.checkpoint.checkpoint`` as ``context_fn`` (through
 ``TrainingArguments.activation_checkpointing_kwargs``), because the Trainer saves its arguments with every checkpoint.
 """
@@ -43,6 +47,8 @@ ATTENTION_OPS = _ops(
     "_scaled_dot_product_cudnn_attention",
 )
 
+CAST_OPS = _ops("_to_copy")  # autocast's casts of weights and inputs
+
 
 class _KeepPolicy:
     """One checkpointed call's policy. Matmuls are counted separately in the forward and in its recompute, so the
@@ -57,7 +63,7 @@ class _KeepPolicy:
             self.matmuls_seen[ctx.is_recompute] += 1
             keep = self.saves == "matmuls" or self.matmuls_seen[ctx.is_recompute] % 2 == 1
         else:
-            keep = func in ATTENTION_OPS
+            keep = func in ATTENTION_OPS or func in CAST_OPS
         return CheckpointPolicy.MUST_SAVE if keep else CheckpointPolicy.PREFER_RECOMPUTE
 
 

@@ -7,6 +7,8 @@ import pickle
 
 import pytest
 import torch
+from safetensors.torch import load_file
+from test_training import policy_config
 from tiny_models import tiny_llama
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -15,6 +17,7 @@ from mmpo.config.schema import TrainSettings
 from mmpo.errors import ConfigError
 from mmpo.training.arguments import build_training_arguments
 from mmpo.training.checkpointing import CAST_OPS, MATMUL_OPS, checkpointing_kwargs
+from mmpo.training.run import train_from_config
 
 VOCAB, LAYERS = 64, 3
 # q, k, v, o, gate, up, down; down_proj's output feeds only the residual add, which keeps nothing, so torch's
@@ -111,3 +114,28 @@ def test_extra_checkpointing_arguments_merge_with_the_choice(tmp_path):
 def test_bad_choices_are_refused_naming_the_key(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, ["kind=reward", f"data.train_path={tmp_path}/pairs.jsonl", *overrides])
+
+
+def test_a_policy_run_trains_to_the_same_weights_whatever_checkpointing_keeps(tmp_path, tiny_llama_dir):
+    """Through the CLI's training path (the Trainer enables checkpointing from TrainingArguments and saves them with
+    each checkpoint): 3 steps keeping the matmuls end at the weights of 3 steps under full checkpointing."""
+    weights = {}
+    for saves in ("inputs", "matmuls"):
+        out = tmp_path / saves
+        train_from_config(
+            policy_config(
+                tmp_path,
+                tiny_llama_dir,
+                "train.gradient_checkpointing=true",
+                f"train.checkpoint_saves={saves}",
+                "train.max_steps=3",
+                f"train.output_dir={out}",
+            )
+        )
+        # the arguments the Trainer ran with (this test's own file: a full unpickle, which mmpo itself never does)
+        arguments = torch.load(out / "checkpoint-3" / "training_args.bin", weights_only=False)
+        kept = (arguments.activation_checkpointing_kwargs or {}).get("context_fn")
+        assert arguments.activation_checkpointing and (kept.saves if kept else "inputs") == saves
+        weights[saves] = load_file(str(out / "model.safetensors"))
+    for name, value in weights["inputs"].items():
+        torch.testing.assert_close(weights["matmuls"][name], value, rtol=0, atol=1e-6, msg=name)

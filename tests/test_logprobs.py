@@ -295,3 +295,17 @@ def test_vocabulary_tiles_under_bf16_autocast_and_bad_targets(monkeypatch):
         torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2)
     with pytest.raises(ValueError, match=r"\[0, 503\)"):
         logprobs.ChunkedTokenLogps.apply(hidden, weight, torch.full((40,), 503), 8)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_heads_in_place_log_normaliser_equals_torch_logsumexp(dtype):
+    """The head's forward overwrites each fresh logits tile to get its log-normaliser (no tile-sized temporary);
+    it must give torch.logsumexp's numbers, large logits and rows with one dominant entry included."""
+    from mmpo.features.logprobs import _logsumexp_in_place
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 3000, generator=g, dtype=dtype) * 8
+    logits[0] += 1e4
+    logits[1, 7] = 500.0
+    expected = torch.logsumexp(logits, -1)
+    torch.testing.assert_close(_logsumexp_in_place(logits.clone()), expected, rtol=2 * torch.finfo(dtype).eps, atol=0)

@@ -56,6 +56,14 @@ def _matmul_dtype(hidden: torch.Tensor, autocast: tuple[bool, torch.dtype]) -> t
     return dtype if enabled and hidden.dtype == torch.float32 else hidden.dtype
 
 
+def _logsumexp_in_place(logits: torch.Tensor) -> torch.Tensor:
+    """log(sum(exp(logits), -1)) as torch.logsumexp computes it (max + log(sum(exp(z - max)))), overwriting
+    ``logits``: torch.logsumexp allocates a tile-sized temporary for z - max, which on a CPU costs about as much as
+    the arithmetic (a 1,024 x 49,152 tile: 95 ms against 135 ms). Equal to torch.logsumexp within 2 ulp (a test)."""
+    row_max = logits.amax(-1, keepdim=True)
+    return logits.sub_(row_max).exp_().sum(-1).log_().add_(row_max.squeeze(-1))
+
+
 def vocabulary_tile(vocabulary: int, chunk: int) -> int:
     """Columns of the logits per tile: the whole vocabulary while a tile has at most TILE_ELEMENTS logits (SmolLM2's
     49k at 1,024 tokens is one tile), else slices, so a 256k vocabulary never needs a 1 GB tile."""
@@ -89,12 +97,12 @@ class ChunkedTokenLogps(torch.autograd.Function):
             lse = picked = None
             for low in range(0, vocabulary, tile):
                 logits = (h @ weight[low : low + tile].to(ctx.matmul).t()).to(ctx.compute)
-                tile_lse = torch.logsumexp(logits, -1)
-                lse = tile_lse if lse is None else torch.logaddexp(lse, tile_lse)
                 local = target - low
                 inside = (local >= 0) & (local < logits.shape[1])
                 value = logits.gather(1, local.clamp(0, logits.shape[1] - 1)[:, None]).squeeze(1)
                 picked = torch.where(inside, value, picked if picked is not None else torch.zeros_like(value))
+                tile_lse = _logsumexp_in_place(logits)  # the tile is fresh and read no more: 1.4x torch.logsumexp
+                lse = tile_lse if lse is None else torch.logaddexp(lse, tile_lse)
             log_norm[start : start + chunk] = lse
             out[start : start + chunk] = picked - lse
         ctx.save_for_backward(hidden, weight, targets, log_norm)

@@ -216,25 +216,34 @@ def run_worker(args) -> dict:
     }
 
 
+def run_worker_process(args, framework: str, max_length: int, saves: str) -> dict:
+    """One framework in its own process (peak memory is per process); its RESULT line."""
+    argv = [sys.executable, __file__, "--worker", framework, "--model", args.model, "--pairs", str(args.pairs)]
+    argv += ["--max-length", str(max_length), "--batch-size", str(args.batch_size)]
+    argv += ["--bf16"] if args.bf16 else []
+    argv += ["--padding-free"] if args.padding_free else []
+    argv += ["--gradient-checkpointing"] if args.gradient_checkpointing else []
+    argv += ["--checkpoint-saves", saves]
+    argv += ["--longest"] if args.longest else []
+    argv += ["--peak-tflops", str(args.peak_tflops)] if args.peak_tflops else []
+    argv += ["--model-path", args.model_path] if args.model_path else []
+    argv += ["--profile", str(args.profile)] if args.profile else []
+    out = subprocess.run(argv, capture_output=True, text=True, check=False)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        sys.exit(f"{framework} worker failed:\n{out.stderr[-3000:]}")
+    return json.loads(line[len("RESULT ") :])
+
+
 def run_pair(args, max_length: int) -> dict[str, dict]:
-    """Both frameworks on the same settings, each in its own process (peak memory is per process)."""
+    """mmpo once per --checkpoint-saves choice, then TRL once (full checkpointing, its default), same settings.
+    Keys: "mmpo" (or "mmpo (choice)" when several choices are compared) and "trl"."""
     results = {}
-    for framework in ("mmpo", "trl"):
-        argv = [sys.executable, __file__, "--worker", framework, "--model", args.model, "--pairs", str(args.pairs)]
-        argv += ["--max-length", str(max_length), "--batch-size", str(args.batch_size)]
-        argv += ["--bf16"] if args.bf16 else []
-        argv += ["--padding-free"] if args.padding_free else []
-        argv += ["--gradient-checkpointing"] if args.gradient_checkpointing else []
-        argv += ["--checkpoint-saves", args.checkpoint_saves]
-        argv += ["--longest"] if args.longest else []
-        argv += ["--peak-tflops", str(args.peak_tflops)] if args.peak_tflops else []
-        argv += ["--model-path", args.model_path] if args.model_path else []
-        argv += ["--profile", str(args.profile)] if args.profile else []
-        out = subprocess.run(argv, capture_output=True, text=True, check=False)
-        line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if line is None:
-            sys.exit(f"{framework} worker failed:\n{out.stderr[-3000:]}")
-        results[framework] = json.loads(line[len("RESULT ") :])
+    for saves in args.checkpoint_saves:
+        label = "mmpo" if len(args.checkpoint_saves) == 1 else f"mmpo ({saves})"
+        results[label] = run_worker_process(args, "mmpo", max_length, saves)
+        results[label]["framework"] = label
+    results["trl"] = run_worker_process(args, "trl", max_length, "inputs")
     return results
 
 
@@ -251,8 +260,9 @@ def main() -> None:
     parser.add_argument(
         "--checkpoint-saves",
         choices=["inputs", "matmuls", "half_matmuls"],
-        default="inputs",
-        help="mmpo's train.checkpoint_saves (TRL keeps full checkpointing, its default)",
+        nargs="+",
+        default=["inputs"],
+        help="mmpo's train.checkpoint_saves; several: one mmpo row each (TRL keeps full checkpointing, its default)",
     )
     parser.add_argument("--longest", action="store_true", help="the longest pairs of the sample, not the first")
     parser.add_argument("--peak-tflops", type=float, help="peak for MFU (default: measured here, GPUs by name)")
@@ -260,7 +270,7 @@ def main() -> None:
     parser.add_argument("--worker", choices=["mmpo", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        args.max_length = args.max_length[0]
+        args.max_length, args.checkpoint_saves = args.max_length[0], args.checkpoint_saves[0]
         print("RESULT " + json.dumps(run_worker(args)), flush=True)
         return
     if not args.peak_tflops:  # measured here, now, on the machine the workers run on (CPU), or the GPU by name
@@ -275,7 +285,7 @@ def main() -> None:
     print(f"MFU against {args.peak_tflops * 1e3:.0f} GFLOP/s ({'bf16' if args.bf16 else 'fp32'}); see model_flops")
     print(f"model={args.model} pairs={args.pairs} batch={args.batch_size} bf16={args.bf16}", end=" ")
     print(f"padding_free={args.padding_free} gradient_checkpointing={args.gradient_checkpointing}", end=" ")
-    print(f"checkpoint_saves={args.checkpoint_saves}", end=" ")
+    print(f"checkpoint_saves={','.join(args.checkpoint_saves)}", end=" ")
     print(f"longest={args.longest}")
     print(
         "| max_length | framework | tokens | mean sequence length | seconds | tokens/s | peak memory (MB) "
@@ -292,23 +302,28 @@ def main() -> None:
                 f"| {'-' if r['mfu'] is None else format(r['mfu'], '.1%')} |",
                 flush=True,
             )
-        m, t = results["mmpo"], results["trl"]
+        t = results["trl"]
         for r in results.values():
             if r["profile"]:
                 print(f"\ntop operators, {r['framework']} at {max_length} tokens:\n{r['profile']}", flush=True)
-        ratios.append(
-            {
-                "max_length": max_length,
-                "throughput_ratio": round(m["tokens_per_s"] / t["tokens_per_s"], 3),
-                "peak_memory_ratio": round(m["peak_mb"] / t["peak_mb"], 3),
-                "added_memory_ratio": round(m["added_mb"] / max(t["added_mb"], 1.0), 3),
-                "mmpo_mfu": m["mfu"],
-                "trl_mfu": t["mfu"],
-            }
-        )
+        for label, m in results.items():
+            if label == "trl":
+                continue
+            ratios.append(
+                {
+                    "max_length": max_length,
+                    "mmpo": label,
+                    "throughput_ratio": round(m["tokens_per_s"] / t["tokens_per_s"], 3),
+                    "peak_memory_ratio": round(m["peak_mb"] / t["peak_mb"], 3),
+                    "added_memory_ratio": round(m["added_mb"] / max(t["added_mb"], 1.0), 3),
+                    "mmpo_mfu": m["mfu"],
+                    "trl_mfu": t["mfu"],
+                }
+            )
     for r in ratios:
         throughput, memory = r["throughput_ratio"], r["peak_memory_ratio"]
-        print(f"max_length {r['max_length']}: mmpo/trl throughput {throughput:.2f}x, peak memory {memory:.2f}x")
+        label = r["mmpo"]
+        print(f"max_length {r['max_length']}: {label}/trl throughput {throughput:.2f}x, peak memory {memory:.2f}x")
     last = ratios[-1]
     summary = {**last, "model": args.model, "bf16": args.bf16, "padding_free": args.padding_free, "pairs": args.pairs}
     summary["gradient_checkpointing"] = args.gradient_checkpointing

@@ -108,6 +108,11 @@ def test_missing_file(tmp_path, capsys):
             "train.extra.learning_rate=1",
             "train.extra.learning_rate is set by mmpo; use the train.learning_rate setting",
         ),
+        (
+            "train.extra.activation_checkpointing=true",
+            "train.extra.activation_checkpointing is set by mmpo; use the train.gradient_checkpointing setting",
+        ),
+        ("train.checkpoint_saves=matmuls", "train.checkpoint_saves = matmuls chooses what checkpointing keeps; it"),
         ("data.margin_scale=-1", "data.margin_scale must be > 0 (got -1)"),
         ("train.num_train_epochs=-1", "train.num_train_epochs must be > 0 (got -1)"),
         ("train.max_steps=0", "train.max_steps must be > 0, or -1 to train by epochs (got 0)"),

@@ -21,6 +21,7 @@ MANAGED_ARGUMENTS = {
     "warmup_steps": "warmup_ratio",
     "bf16": "bf16",
     "activation_checkpointing": "gradient_checkpointing",
+    "gradient_checkpointing": "gradient_checkpointing",  # transformers' older name of the same switch
     "seed": "seed",
     "report_to": "report_to",
     "remove_unused_columns": "(none: mmpo's collators need every column)",

@@ -15,12 +15,13 @@ Both selective choices also keep dtype casts (``_to_copy``): under bf16 autocast
 and its input to bf16, the matmul's backward needs both casts, and a recompute would cast them again (on a CPU
 the casts took as long as a tenth of the matmuls). The casts are bf16 copies that the backward holds anyway.
 
-The choice is a picklable object handed to ``torch.utils.checkpoint.checkpoint`` as ``context_fn`` (through
+The choice is a picklable partial of a module-level function handed to ``torch.utils.checkpoint.checkpoint`` as ``context_fn`` (through
 ``TrainingArguments.activation_checkpointing_kwargs``), because the Trainer saves its arguments with every checkpoint.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 
 import torch
@@ -67,19 +68,11 @@ class _KeepPolicy:
         return CheckpointPolicy.MUST_SAVE if keep else CheckpointPolicy.PREFER_RECOMPUTE
 
 
-class SelectiveCheckpointing:
-    """``context_fn`` for ``torch.utils.checkpoint.checkpoint``: a fresh policy for every checkpointed call."""
-
-    def __init__(self, saves: str) -> None:
-        if saves not in CHECKPOINT_SAVES[1:]:
-            raise ValueError(f"saves must be one of {CHECKPOINT_SAVES[1:]} (got {saves!r})")
-        self.saves = saves
-
-    def __call__(self):
-        return create_selective_checkpoint_contexts(_KeepPolicy(self.saves))
-
-    def __repr__(self) -> str:  # what the Trainer's logged arguments show
-        return f"SelectiveCheckpointing({self.saves!r})"
+def selective_checkpoint_context(saves: str):
+    """``context_fn`` for ``torch.utils.checkpoint.checkpoint`` (bound to a choice with functools.partial): a fresh
+    policy for every checkpointed call. A module-level function, so the Trainer's saved arguments pickle it and
+    torch.compile can trace it (it refuses a callable object there)."""
+    return create_selective_checkpoint_contexts(_KeepPolicy(saves))
 
 
 def checkpointing_kwargs(saves: str) -> dict[str, object] | None:
@@ -87,4 +80,6 @@ def checkpointing_kwargs(saves: str) -> dict[str, object] | None:
     checkpointing, else non-reentrant checkpointing with the selective policy (it needs the non-reentrant kind)."""
     if saves == "inputs":
         return None
-    return {"use_reentrant": False, "context_fn": SelectiveCheckpointing(saves)}
+    if saves not in CHECKPOINT_SAVES:
+        raise ValueError(f"saves must be one of {CHECKPOINT_SAVES} (got {saves!r})")
+    return {"use_reentrant": False, "context_fn": functools.partial(selective_checkpoint_context, saves)}

@@ -164,6 +164,7 @@ def run_worker(args) -> dict:
             args=TrainingArguments(
                 **common,
                 activation_checkpointing_kwargs=checkpointing_kwargs(args.checkpoint_saves),
+                torch_compile=args.compile,
                 remove_unused_columns=False,
                 label_names=["margin"],
             ),
@@ -224,6 +225,7 @@ def run_worker_process(args, framework: str, max_length: int, saves: str) -> dic
     argv += ["--padding-free"] if args.padding_free else []
     argv += ["--gradient-checkpointing"] if args.gradient_checkpointing else []
     argv += ["--checkpoint-saves", saves]
+    argv += ["--compile"] if args.compile and framework == "mmpo" else []
     argv += ["--longest"] if args.longest else []
     argv += ["--peak-tflops", str(args.peak_tflops)] if args.peak_tflops else []
     argv += ["--model-path", args.model_path] if args.model_path else []
@@ -263,6 +265,9 @@ def main() -> None:
         nargs="+",
         default=["inputs"],
         help="mmpo's train.checkpoint_saves; several: one mmpo row each (TRL keeps full checkpointing, its default)",
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="mmpo's model under torch.compile (train.extra.torch_compile)"
     )
     parser.add_argument("--longest", action="store_true", help="the longest pairs of the sample, not the first")
     parser.add_argument("--peak-tflops", type=float, help="peak for MFU (default: measured here, GPUs by name)")
@@ -328,6 +333,7 @@ def main() -> None:
     summary = {**last, "model": args.model, "bf16": args.bf16, "padding_free": args.padding_free, "pairs": args.pairs}
     summary["gradient_checkpointing"] = args.gradient_checkpointing
     summary["checkpoint_saves"] = args.checkpoint_saves
+    summary["compile"] = args.compile
     summary["longest"] = args.longest
     if len(ratios) > 1:
         summary["scaling"] = ratios

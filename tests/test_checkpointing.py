@@ -4,6 +4,7 @@ that re-runs fewer matmuls the more the forward kept, counted op by op."""
 from __future__ import annotations
 
 import pickle
+import shutil
 
 import pytest
 import torch
@@ -139,3 +140,18 @@ def test_a_policy_run_trains_to_the_same_weights_whatever_checkpointing_keeps(tm
         weights[saves] = load_file(str(out / "model.safetensors"))
     for name, value in weights["inputs"].items():
         torch.testing.assert_close(weights["matmuls"][name], value, rtol=0, atol=1e-6, msg=name)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None, reason="inductor needs a C++ compiler")
+def test_a_compiled_model_takes_the_selective_choice(tmp_path):
+    """torch.compile (the Trainer's torch_compile, set through train.extra) traces the checkpoint's context_fn; it
+    refused a callable object there, so the choice is a partial of a function. Gradients as in eager mode."""
+    torch._dynamo.reset()
+    reference, _ = gradients_and_backward_ops("inputs")
+    model = tiny_llama(VOCAB, seed=3, hidden_size=32, layers=LAYERS).train()
+    model.config.use_cache = False
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs=checkpointing_kwargs("half_matmuls"))
+    ids = torch.randint(0, VOCAB, (2, 24), generator=torch.Generator().manual_seed(0))
+    torch.compile(model)(input_ids=ids, labels=ids).loss.backward()
+    for name, parameter in model.named_parameters():
+        torch.testing.assert_close(parameter.grad, reference[name], rtol=1e-5, atol=1e-7, msg=name)

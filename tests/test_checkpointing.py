@@ -40,7 +40,7 @@ class CountOps(TorchDispatchMode):
 
 
 def gradients_and_backward_ops(
-    saves: str | None, ops=MATMUL_OPS, bf16: bool = False
+    saves: str | None, ops=MATMUL_OPS, bf16: bool = False, compiled: bool = False
 ) -> tuple[dict[str, torch.Tensor], int]:
     """Gradients of a tiny Llama's loss, and how many of ``ops`` its backward ran; saves=None: no checkpointing."""
     model = tiny_llama(VOCAB, seed=3, hidden_size=32, layers=LAYERS).train()
@@ -49,7 +49,7 @@ def gradients_and_backward_ops(
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=checkpointing_kwargs(saves))
     ids = torch.randint(0, VOCAB, (2, 24), generator=torch.Generator().manual_seed(0))
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        loss = model(input_ids=ids, labels=ids).loss
+        loss = (torch.compile(model) if compiled else model)(input_ids=ids, labels=ids).loss
     with CountOps(ops) as counter:
         loss.backward()
     return {name: p.grad.clone() for name, p in model.named_parameters()}, counter.count
@@ -148,10 +148,6 @@ def test_a_compiled_model_takes_the_selective_choice(tmp_path):
     refused a callable object there, so the choice is a partial of a function. Gradients as in eager mode."""
     torch._dynamo.reset()
     reference, _ = gradients_and_backward_ops("inputs")
-    model = tiny_llama(VOCAB, seed=3, hidden_size=32, layers=LAYERS).train()
-    model.config.use_cache = False
-    model.activation_checkpointing_enable(activation_checkpointing_kwargs=checkpointing_kwargs("half_matmuls"))
-    ids = torch.randint(0, VOCAB, (2, 24), generator=torch.Generator().manual_seed(0))
-    torch.compile(model)(input_ids=ids, labels=ids).loss.backward()
-    for name, parameter in model.named_parameters():
-        torch.testing.assert_close(parameter.grad, reference[name], rtol=1e-5, atol=1e-7, msg=name)
+    gradients, _ = gradients_and_backward_ops("half_matmuls", compiled=True)
+    for name in reference:
+        torch.testing.assert_close(gradients[name], reference[name], rtol=1e-5, atol=1e-7, msg=name)

@@ -26,18 +26,14 @@ from test_training import policy_overrides, reward_overrides
 from mmpo.cli import main
 
 
-def torchrun(nproc: int, *mmpo_args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        "-m",
-        "mmpo.cli",
-        *mmpo_args,
-    ]
+def launch(nproc: int, *program: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``program`` (a script and its arguments, or -m and a module) on ``nproc`` local processes under torchrun."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *program]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def torchrun(nproc: int, *mmpo_args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return launch(nproc, "-m", "mmpo.cli", *mmpo_args, timeout=timeout)
 
 
 def report(done: subprocess.CompletedProcess) -> dict:
@@ -207,9 +203,7 @@ def test_each_rank_resumes_from_the_checkpoint_the_main_process_chose(tmp_path, 
 def run_sharded_worker(tmp_path: Path, mode: str, layout: str) -> dict:
     out = tmp_path / f"{mode}-{layout}"
     out.mkdir()
-    worker = Path(__file__).parent / "sharded_worker.py"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    done = subprocess.run([*command, str(worker), mode, str(out), layout], capture_output=True, text=True, timeout=600)
+    done = launch(2, str(Path(__file__).parent / "sharded_worker.py"), mode, str(out), layout)
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads((out / "result.json").read_text())
 
@@ -326,8 +320,7 @@ def test_ranks_that_gather_and_exit_at_once_leave_cleanly(tmp_path):
     for attempt in range(4):
         out = tmp_path / str(attempt)
         out.mkdir()
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4", str(worker)]
-        done = subprocess.run([*command, str(out)], capture_output=True, text=True, timeout=300)
+        done = launch(4, str(worker), str(out), timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         assert sorted(p.name for p in out.iterdir()) == [f"rank-{r}.exited" for r in range(4)]
         assert all((out / f"rank-{r}.exited").read_text() == "4" for r in range(4))

@@ -194,9 +194,13 @@ def run_worker(args) -> dict:
     if args.profile:  # the top operators by their own time (torch.profiler), for RESULTS.md; slows the run a little
         from torch.profiler import ProfilerActivity, profile
 
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=args.profile_shapes) as prof:
             trainer.train()
         table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile)
+        if args.profile_shapes:  # the same, per input shape: which matmul, which tensor
+            table += "\n" + prof.key_averages(group_by_input_shape=True).table(
+                sort_by="self_cpu_time_total", row_limit=args.profile, max_name_column_width=40
+            )
     else:
         trainer.train()
     seconds = time.perf_counter() - start
@@ -230,6 +234,8 @@ def run_worker_process(args, framework: str, max_length: int, saves: str) -> dic
     argv += ["--peak-tflops", str(args.peak_tflops)] if args.peak_tflops else []
     argv += ["--model-path", args.model_path] if args.model_path else []
     argv += ["--profile", str(args.profile)] if args.profile else []
+    argv += ["--profile-shapes"] if args.profile_shapes else []
+    argv += ["--trl-host-memory"] if args.trl_host_memory else []
     out = subprocess.run(argv, capture_output=True, text=True, check=False)
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
@@ -272,9 +278,22 @@ def main() -> None:
     parser.add_argument("--longest", action="store_true", help="the longest pairs of the sample, not the first")
     parser.add_argument("--peak-tflops", type=float, help="peak for MFU (default: measured here, GPUs by name)")
     parser.add_argument("--profile", type=int, default=0, help="print the top N operators of each run (profiler)")
+    parser.add_argument("--profile-shapes", action="store_true", help="with --profile: also per input shape")
+    parser.add_argument(
+        "--trl-host-memory",
+        action="store_true",
+        help="give TRL's process the host memory settings mmpo train uses (huge pages, freed memory kept)",
+    )
     parser.add_argument("--worker", choices=["mmpo", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
+        if args.worker == "mmpo" or args.trl_host_memory:
+            # what `mmpo train` does (mmpo/host_memory.py): huge pages before torch loads, freed memory kept; for
+            # TRL only when asked, to show what the same settings give it
+            from mmpo.host_memory import keep_freed_memory_for_reuse, prefer_huge_pages_for_large_tensors
+
+            prefer_huge_pages_for_large_tensors()
+            keep_freed_memory_for_reuse()
         args.max_length, args.checkpoint_saves = args.max_length[0], args.checkpoint_saves[0]
         print("RESULT " + json.dumps(run_worker(args)), flush=True)
         return
@@ -291,6 +310,7 @@ def main() -> None:
     print(f"model={args.model} pairs={args.pairs} batch={args.batch_size} bf16={args.bf16}", end=" ")
     print(f"padding_free={args.padding_free} gradient_checkpointing={args.gradient_checkpointing}", end=" ")
     print(f"checkpoint_saves={','.join(args.checkpoint_saves)}", end=" ")
+    print(f"trl_host_memory={args.trl_host_memory}", end=" ")
     print(f"longest={args.longest}")
     print(
         "| max_length | framework | tokens | mean sequence length | seconds | tokens/s | peak memory (MB) "

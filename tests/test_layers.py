@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mmpo"
 # Bottom to top. A module may import its own package and any package of a lower layer; packages that share
 # a layer (training and evaluation) may not import each other.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "tensor_cache", "progress", "strict_json", "results_output"),
+    ("errors", "tensor_cache", "progress", "strict_json", "results_output", "host_memory"),
     ("file_errors",),
     ("distributed",),
     ("losses",),

@@ -17,6 +17,7 @@ from transformers import TrainerCallback
 from mmpo.cli import main
 from mmpo.config import load_config
 from mmpo.errors import ConfigError
+from mmpo.host_memory import freed_memory_kept, user_chose_allocator_settings
 from mmpo.training.run import train_from_config
 
 
@@ -148,6 +149,7 @@ def test_policy_training_improves_heldout_accuracy_and_reuses_reference_cache(tm
     assert caplog.text.count("reusing cache") == 2  # the gamma sweep reuses the reference log-probs
     assert len(list((tmp_path / "refcache").glob("logp_stats-*.safetensors"))) == 2
     assert dpo.metrics["eval_accuracy"] == 1.0
+    assert freed_memory_kept() == (not user_chose_allocator_settings())  # train.reuse_freed_memory, on by default
     # held-out NLL against the one stated target (eval_target_gamma, default 1), not the run's own gamma=inf
     from mmpo.metrics.calibration import soft_target_nll
 

@@ -38,6 +38,7 @@ from mmpo.cli import (
 from mmpo.cli.arguments import take_overrides_from_data
 from mmpo.errors import MMPOError
 from mmpo.file_errors import disk_fault
+from mmpo.host_memory import prefer_huge_pages_for_large_tensors
 from mmpo.results_output import library_output_to_stderr
 
 
@@ -120,6 +121,7 @@ def run() -> NoReturn:
     """The ``mmpo`` console script and ``python -m mmpo.cli``: main(), then an exit that is safe for a rank of a
     multi-process run (see ``mmpo.distributed.exit_process``). A command that never loaded torch cannot have joined
     a process group, and exits without loading it."""
+    prefer_huge_pages_for_large_tensors()  # before anything imports torch, which reads it once
     code = main()
     if "torch.distributed" not in sys.modules:
         sys.exit(code)

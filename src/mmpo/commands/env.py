@@ -12,6 +12,7 @@ from importlib import metadata
 from typing import Any
 
 import mmpo
+from mmpo.host_memory import host_allocator_report
 
 LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "peft", "trl", "deepspeed", "safetensors", "vllm")
 
@@ -41,6 +42,7 @@ def run_env() -> dict[str, Any]:
         "python": sys.version.split()[0],
         **{name: installed_version(name) for name in LIBRARIES},
         "device": device_description(),
+        "host_allocator": host_allocator_report(),
     }
 
 

@@ -190,6 +190,8 @@ class TrainSettings:
     bf16: bool = False
     gradient_checkpointing: bool = False
     checkpoint_saves: str = "inputs"  # with gradient_checkpointing: inputs (full), matmuls or half_matmuls (selective)
+    # keep freed host memory in the process (glibc mallopt) so each step's large tensors do not page-fault in again
+    reuse_freed_memory: bool = True
     logging_steps: int = 10
     eval_steps: int = 0  # 0 = evaluate once per epoch
     save_steps: int = 0  # 0 = save once per epoch

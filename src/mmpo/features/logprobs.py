@@ -91,12 +91,13 @@ class ChunkedTokenLogps(torch.autograd.Function):
         tile = vocabulary_tile(vocabulary, chunk)
         out = torch.empty(hidden.shape[0], dtype=ctx.compute, device=hidden.device)
         log_norm = torch.empty_like(out)
+        cast_weight = weight.to(ctx.matmul)  # once, not once per chunk (a no-op in fp32)
         for start in range(0, hidden.shape[0], chunk):
             h = hidden[start : start + chunk].to(ctx.matmul)
             target = targets[start : start + chunk]
             lse = picked = None
             for low in range(0, vocabulary, tile):
-                logits = (h @ weight[low : low + tile].to(ctx.matmul).t()).to(ctx.compute)
+                logits = (h @ cast_weight[low : low + tile].t()).to(ctx.compute)
                 local = target - low
                 inside = (local >= 0) & (local < logits.shape[1])
                 value = logits.gather(1, local.clamp(0, logits.shape[1] - 1)[:, None]).squeeze(1)
@@ -118,6 +119,7 @@ class ChunkedTokenLogps(torch.autograd.Function):
         grad_weight = (
             torch.zeros(weight.shape, dtype=compute, device=weight.device) if ctx.needs_input_grad[1] else None
         )
+        cast_weight = weight.to(matmul)
         for start in range(0, hidden.shape[0], ctx.chunk):
             h = hidden[start : start + ctx.chunk].to(matmul)
             g = grad_out[start : start + ctx.chunk].to(compute)[:, None]
@@ -126,7 +128,7 @@ class ChunkedTokenLogps(torch.autograd.Function):
             rows = torch.arange(h.shape[0], device=h.device)
             chunk_grad = torch.zeros(h.shape, dtype=compute, device=h.device) if grad_hidden is not None else None
             for low in range(0, vocabulary, tile):
-                w = weight[low : low + tile].to(matmul)
+                w = cast_weight[low : low + tile]
                 # d logp[target] / d logits = onehot(target) - softmax(logits), times g
                 if tile >= vocabulary and matmul != compute:
                     # bf16, one tile: the fused softmax kernel (fp32 inside) writes bf16 straight away, where the

@@ -18,6 +18,7 @@ from transformers import TrainerCallback
 from mmpo.config.saved_run import SavedRun
 from mmpo.config.schema import RunConfig
 from mmpo.distributed import decide_on_main, main_process_first, process_state
+from mmpo.host_memory import keep_freed_memory_for_reuse
 from mmpo.metrics.bootstrap import metric_intervals
 from mmpo.metrics.calibration import bins_record, pairwise_calibration
 from mmpo.metrics.pair_scores import TRAINING_PAIR_SCORES_FILE, pair_key, write_pair_scores
@@ -62,6 +63,8 @@ def train_from_config(cfg: RunConfig, callbacks: list[TrainerCallback] | None = 
     process_state()  # first: everything after reads the right rank and world size
     cfg.validate()  # pure checks on every rank; file checks and decisions on the main process, sent to all
     resume = decide_on_main(lambda: _checked_resume(cfg))
+    if cfg.train.reuse_freed_memory:
+        keep_freed_memory_for_reuse()  # before the first large tensor: see host_memory.py
     with output_dir_lock(cfg.train.output_dir):
         return _train(cfg, resume, callbacks or [])
 

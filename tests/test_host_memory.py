@@ -1,0 +1,135 @@
+"""Freed host memory kept for reuse (mmpo/host_memory.py): the large tensors of a step reuse the pages of the
+step before instead of faulting fresh ones in; the user's own allocator settings are left alone; a training run
+applies it (tests/test_training.py). Each case runs in a process of its own, since the setting is process-wide."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mmpo.host_memory import prefer_huge_pages_for_large_tensors, system_huge_pages_mode, user_chose_allocator_settings
+
+# a training step in miniature: 64 MB tensors allocated, used and freed, the same every step; the page faults
+# of each step, counted after three warm-up steps
+PAGE_FAULTS_PER_STEP = """
+import json, resource, sys
+import torch
+from mmpo.host_memory import keep_freed_memory_for_reuse
+applied = keep_freed_memory_for_reuse() if sys.argv[1] == "apply" else False
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+def step():
+    x = torch.ones(16 * 2**20)
+    for _ in range(4):
+        x = (x * 2).add_(1)
+counts = []
+for _ in range(6):
+    before = faults()
+    step()
+    counts.append(faults() - before)
+print(json.dumps({"applied": applied, "faults": counts[3:]}))
+"""
+
+PAGES_PER_STEP = 5 * 64 * 2**20 // 4096  # five 64 MB tensors
+
+
+def faults_per_step(mode: str, **env: str) -> dict:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    out = subprocess.run(
+        [sys.executable, "-c", PAGE_FAULTS_PER_STEP, mode],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_steps_reuse_freed_large_tensors_without_page_faults():
+    default = faults_per_step("default")
+    kept = faults_per_step("apply")
+    assert not default["applied"] and kept["applied"]
+    # glibc's default: every 64 MB tensor is a fresh mmap, each of its pages faulted in again at every step
+    assert all(count > 0.9 * PAGES_PER_STEP for count in default["faults"])
+    # kept: the steps after the first reuse the pages the first one faulted in
+    assert sum(kept["faults"]) < 0.25 * PAGES_PER_STEP  # at most one tensor's pages in three steps
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_the_users_own_allocator_settings_are_left_alone():
+    chosen = faults_per_step("apply", MALLOC_ARENA_MAX="2")
+    assert not chosen["applied"]
+    assert all(count > 0.9 * PAGES_PER_STEP for count in chosen["faults"])  # glibc's default, as the user left it
+
+
+def test_what_counts_as_the_users_choice():
+    assert not user_chose_allocator_settings({"PATH": "/bin", "LD_PRELOAD": "libfoo.so"})
+    assert user_chose_allocator_settings({"MALLOC_ARENA_MAX": "2"})
+    assert user_chose_allocator_settings({"MALLOC_MMAP_THRESHOLD_": "131072"})
+    assert user_chose_allocator_settings({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"})
+    assert user_chose_allocator_settings({"LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"})
+    assert not user_chose_allocator_settings({"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F"})
+
+
+# the page faults of allocating and touching one 64 MB tensor, after torch was imported with the environment given
+FAULTS_OF_ONE_LARGE_TENSOR = """
+import json, resource, sys
+from mmpo.host_memory import prefer_huge_pages_for_large_tensors
+set_here = prefer_huge_pages_for_large_tensors() if sys.argv[1] == "prefer" else False
+import torch
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+tensor = torch.ones(16 * 2**20)
+print(json.dumps({"set": set_here, "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}))
+"""
+
+PAGES_OF_64_MB = 64 * 2**20 // 4096
+
+
+def faults_of_one_large_tensor(mode: str, **env: str) -> dict:
+    clean = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    out = subprocess.run(
+        [sys.executable, "-c", FAULTS_OF_ONE_LARGE_TENSOR, mode],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(system_huge_pages_mode() not in ("always", "madvise"), reason="the kernel gives no huge pages")
+def test_large_tensors_fault_in_huge_pages_when_preferred_before_torch_loads():
+    preferred = faults_of_one_large_tensor("prefer")
+    assert preferred["set"]
+    assert preferred["faults"] < 0.05 * PAGES_OF_64_MB  # 2 MB at a time: 32 faults, not 16,384
+    if system_huge_pages_mode() == "madvise":  # without the request, 4 KB pages (under "always" huge ones anyway)
+        assert faults_of_one_large_tensor("default")["faults"] > 0.9 * PAGES_OF_64_MB
+    refused = faults_of_one_large_tensor("prefer", THP_MEM_ALLOC_ENABLE="0")  # the user's value is kept
+    assert not refused["set"]
+    if system_huge_pages_mode() == "madvise":
+        assert refused["faults"] > 0.9 * PAGES_OF_64_MB
+
+
+def test_huge_pages_are_only_asked_for_before_torch_is_imported():
+    import torch  # noqa: F401  (imported in this process: torch has read its setting already)
+
+    environ: dict[str, str] = {}
+    assert not prefer_huge_pages_for_large_tensors(environ)
+    assert environ == {}
+
+
+def test_the_mmpo_command_asks_for_huge_pages_before_loading_torch():
+    """`mmpo` (cli.run) sets it first thing; `mmpo env` reports what torch was started with."""
+    clean = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    command = [sys.executable, "-m", "mmpo.cli", "env", "--json"]
+    report = json.loads(subprocess.run(command, env=clean, capture_output=True, text=True, check=True).stdout)
+    expected = system_huge_pages_mode() in ("always", "madvise")
+    assert report["host_allocator"]["torch_huge_pages"] is expected
+    off = {**clean, "THP_MEM_ALLOC_ENABLE": "0"}
+    report = json.loads(subprocess.run(command, env=off, capture_output=True, text=True, check=True).stdout)
+    assert report["host_allocator"]["torch_huge_pages"] is False

@@ -309,3 +309,17 @@ def test_the_heads_in_place_log_normaliser_equals_torch_logsumexp(dtype):
     logits[1, 7] = 500.0
     expected = torch.logsumexp(logits, -1)
     torch.testing.assert_close(_logsumexp_in_place(logits.clone()), expected, rtol=2 * torch.finfo(dtype).eps, atol=0)
+
+
+def test_the_log_normaliser_of_a_bf16_tile_is_taken_in_fp32_blocks_equal_to_the_upcast_tile():
+    """Under bf16 the head's forward upcasts its logits tile UPCAST_ROWS rows at a time (never the whole tile):
+    the log-normalisers must be those of torch.logsumexp on the whole upcast tile, the last partial block too."""
+    from mmpo.features.logprobs import UPCAST_ROWS, _logsumexp_upcast
+
+    g = torch.Generator().manual_seed(0)
+    rows = 3 * UPCAST_ROWS + 5  # a partial last block
+    logits = (torch.randn(rows, 3000, generator=g) * 8).to(torch.bfloat16)
+    logits[1, 7] = 500.0
+    expected = torch.logsumexp(logits.float(), -1)
+    torch.testing.assert_close(_logsumexp_upcast(logits, torch.float32), expected, rtol=2e-7, atol=0)
+    assert _logsumexp_upcast(logits, torch.float32).dtype == torch.float32

@@ -5,10 +5,11 @@ Why: glibc's malloc serves every allocation above its mmap threshold (128 KiB, r
 32 MiB) with a fresh ``mmap`` and returns it with ``munmap`` when freed. A CPU training step allocates and frees
 the same large tensors every time (activations, a layer's recomputation, the LM head's logit tiles of 200 MB,
 gradient buffers), so each one comes back as fresh pages that the kernel faults in and zeroes on first touch:
-on a 2-core machine a third of a bf16 SmolLM2 step was system time, and an fp32 matmul into a fresh 200 MB
-output ran at a fifth of its speed. Serving them from the heap instead (a high mmap threshold) and not trimming
-the heap's top lets the next step reuse the same pages: measured 1.24x tokens/s in bf16 and 1.08x in fp32
-(benchmarks/RESULTS.md), for a peak resident size a few percent higher (freed memory is kept, not returned).
+on a 2-core machine a third of a bf16 SmolLM2 step was system time, and the LM head's fp32 matmul into a fresh
+200 MB output ran at half the speed of the same matmul into a reused one. Serving them from the heap instead (a
+high mmap threshold) and not trimming the heap's top lets the next step reuse the same pages: measured 1.17x
+tokens/s in fp32 and 1.13x in bf16 on SmolLM2 (benchmarks/RESULTS.md), at about the same peak resident size
+(freed memory is kept for the process, not returned to the system).
 
 Huge pages: torch's CPU allocator aligns allocations of 2 MB and more to 2 MB and asks the kernel for transparent
 huge pages (``madvise``) when ``THP_MEM_ALLOC_ENABLE=1``, which PyTorch's CPU performance guides recommend; a fault

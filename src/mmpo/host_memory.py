@@ -33,6 +33,7 @@ import logging
 import os
 import platform
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -82,9 +83,9 @@ def host_allocator_report() -> dict[str, object]:
     }
 
 
-def user_chose_allocator_settings(environ: dict[str, str] | None = None) -> bool:
+def user_chose_allocator_settings(environ: Mapping[str, str] | None = None) -> bool:
     """Whether the environment already sets glibc's malloc options (or preloads another allocator)."""
-    environ = dict(os.environ) if environ is None else environ
+    environ = os.environ if environ is None else environ
     if any(name.startswith("MALLOC_") for name in environ):  # MALLOC_MMAP_THRESHOLD_, MALLOC_ARENA_MAX, ...
         return True
     return "glibc.malloc" in environ.get("GLIBC_TUNABLES", "") or "malloc" in environ.get("LD_PRELOAD", "")

@@ -197,6 +197,43 @@ def test_per_sequence_sdpa_splits_the_row_where_positions_restart(monkeypatch):
     assert not torch.allclose(split[1:], unsplit[1:], atol=1e-3)
 
 
+def test_per_sequence_sdpa_backward_writes_each_gradient_once():
+    """The backward of the per-sequence split assembles each of query, key and value's gradients in one
+    concatenation; one slice per sequence would zero a row-sized gradient per sequence and add them all up (with 8
+    sequences: 24 row-sized fills and additions per layer). Gradients equal SDPA on each sequence alone."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from mmpo.models.varlen_attention import varlen_sdpa_forward
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names: list[str] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = 2, True
+    g = torch.Generator().manual_seed(4)
+    inputs = [torch.randn(1, heads, 20, 8, generator=g, requires_grad=True) for heads in (4, 2, 2)]
+    bounds = torch.tensor([0, 3, 9, 14, 20], dtype=torch.int32)
+    out, _ = varlen_sdpa_forward(module, *inputs, None, cu_seq_lens_q=bounds, cu_seq_lens_k=bounds)
+    upstream = torch.randn(out.shape, generator=g)
+    with Ops() as ops:
+        out.backward(upstream)
+    assert ops.names.count("slice_backward") == 0
+    assert ops.names.count("cat") == 3  # query, key and value: one each
+    for start, end in ((0, 3), (3, 9), (9, 14), (14, 20)):
+        alone = [x.detach()[:, :, start:end].clone().requires_grad_() for x in inputs]
+        expanded = [alone[0], alone[1].repeat_interleave(2, 1), alone[2].repeat_interleave(2, 1)]
+        reference = torch.nn.functional.scaled_dot_product_attention(*expanded, is_causal=True).transpose(1, 2)
+        reference.backward(upstream[:, start:end])
+        for x, y in zip(inputs, alone, strict=True):
+            torch.testing.assert_close(x.grad[:, :, start:end], y.grad)
+
+
 def test_models_that_per_sequence_sdpa_would_get_wrong_keep_their_attention():
     from mmpo.models.varlen_attention import prepare_packed_attention, supports_varlen_sdpa
 
@@ -272,6 +309,33 @@ def test_vocabulary_tiles_change_nothing(monkeypatch):
     tiled = run(700)
     for a, b in zip(tiled, whole, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_no_logits_tile_of_a_49k_vocabulary_exceeds_32_mb():
+    """At SmolLM2's vocabulary and a 1,024-token chunk, forward and backward never hold a tensor of more than
+    TILE_ELEMENTS logits (8,192 columns: 32 MB in fp32); a whole-vocabulary tile would be 200 MB."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    import mmpo.features.logprobs as logprobs
+
+    class LargestOutput(TorchDispatchMode):
+        largest = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, tuple | list) else (out,):
+                if isinstance(t, torch.Tensor):
+                    self.largest = max(self.largest, t.numel())
+            return out
+
+    g = torch.Generator().manual_seed(5)
+    hidden = torch.randn(1024, 4, generator=g, requires_grad=True)
+    weight = torch.randn(49152, 4, generator=g, requires_grad=True)
+    targets = torch.randint(0, 49152, (1024,), generator=g)
+    with LargestOutput() as watch:
+        logprobs.ChunkedTokenLogps.apply(hidden, weight, targets, logprobs.CHUNK_TOKENS).sum().backward()
+    assert logprobs.vocabulary_tile(49152, 1024) == 8192
+    assert watch.largest == logprobs.TILE_ELEMENTS == 1024 * 8192
 
 
 def test_vocabulary_tiles_under_bf16_autocast_and_bad_targets(monkeypatch):

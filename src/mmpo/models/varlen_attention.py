@@ -50,11 +50,12 @@ def varlen_sdpa_forward(
             bounds = packed_sequence_bounds(kwargs.get("position_ids"))
     if bounds is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    # split, not one slice per sequence: a slice's backward writes its gradient into a zeroed tensor the size of the
+    # whole row, so n sequences cost n row-sized fills and additions per layer; a split's backward is one concatenation
+    lengths = [end - start for start, end in zip(bounds[:-1], bounds[1:], strict=True)]
     pieces = [
-        sdpa_attention_forward(
-            module, query[:, :, start:end], key[:, :, start:end], value[:, :, start:end], None, **kwargs
-        )[0]
-        for start, end in zip(bounds[:-1], bounds[1:], strict=True)
+        sdpa_attention_forward(module, q, k, v, None, **kwargs)[0]
+        for q, k, v in zip(query.split(lengths, 2), key.split(lengths, 2), value.split(lengths, 2), strict=True)
     ]
     return torch.cat(pieces, dim=1), None  # (batch, tokens, heads, head_dim), like sdpa_attention_forward
 

@@ -387,3 +387,31 @@ def test_the_log_normaliser_of_a_bf16_tile_is_taken_in_fp32_blocks_equal_to_the_
     expected = torch.logsumexp(logits.float(), -1)
     torch.testing.assert_close(_logsumexp_upcast(logits, torch.float32), expected, rtol=2e-7, atol=0)
     assert _logsumexp_upcast(logits, torch.float32).dtype == torch.float32
+
+
+def test_the_softmax_gradient_of_a_bf16_tile_is_taken_in_fp32_blocks_equal_to_the_upcast_tile():
+    """Under bf16 the head's backward turns each logits tile into exp(z - lse) * scale in place, UPCAST_ROWS rows at a
+    time in fp32: the numbers must be those of the whole upcast tile rounded once to bf16, the last partial block
+    too, and the tile itself is what comes back (no tile-sized copy)."""
+    from mmpo.features.logprobs import UPCAST_ROWS, _softmax_gradient_upcast
+
+    g = torch.Generator().manual_seed(1)
+    rows = 2 * UPCAST_ROWS + 3
+    logits = (torch.randn(rows, 3000, generator=g) * 8).to(torch.bfloat16)
+    log_norm = torch.logsumexp(logits.float(), -1, keepdim=True)
+    scale = torch.randn(rows, 1, generator=g)
+    expected = (logits.float() - log_norm).exp() * scale
+    out = _softmax_gradient_upcast(logits, log_norm, scale)
+    assert out.data_ptr() == logits.data_ptr() and out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, expected.to(torch.bfloat16), rtol=0, atol=0)
+
+
+def test_no_scored_tokens_give_a_zero_head_gradient():
+    """The head's weight gradient is written by the first chunk's products (no zero-filling pass); with no scored
+    token there is no first chunk, and the gradient must still be zeros, not uninitialised memory."""
+    from mmpo.features.logprobs import ChunkedTokenLogps
+
+    weight = torch.randn(50, 8, requires_grad=True)
+    hidden = torch.randn(0, 8, requires_grad=True)
+    ChunkedTokenLogps.apply(hidden, weight, torch.zeros(0, dtype=torch.long), 4).sum().backward()
+    assert torch.equal(weight.grad, torch.zeros_like(weight))

@@ -85,13 +85,33 @@ def _logsumexp_upcast(logits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return out
 
 
-def _add_product(buffer: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
-    """buffer += a @ b: in one matmul that accumulates into the buffer where the dtypes agree (fp32), without a
-    product-sized temporary; a low-precision product (bf16) is added to the fp32 buffer after it is computed."""
+def _add_product(buffer: torch.Tensor, a: torch.Tensor, b: torch.Tensor, first: bool) -> None:
+    """buffer += a @ b, or buffer = a @ b for the ``first`` product, so gradient buffers need no zero-filling pass
+    (the head weight's is vocabulary x hidden: 113 MB for SmolLM2). Where the dtypes agree (fp32) the matmul writes
+    or accumulates into the buffer itself, without a product-sized temporary; a low-precision (bf16) product is
+    computed first and then copied or added to the fp32 buffer."""
     if a.dtype == buffer.dtype:
-        buffer.addmm_(a, b)
+        if first:
+            torch.mm(a, b, out=buffer)
+        else:
+            buffer.addmm_(a, b)
+    elif first:
+        buffer.copy_(a @ b)
     else:
         buffer += a @ b
+
+
+def _softmax_gradient_upcast(logits: torch.Tensor, log_norm: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """exp(logits - log_norm) * scale for a low-precision (bf16) tile, in place in the tile, computed in fp32
+    UPCAST_ROWS rows at a time through one small buffer: upcasting the whole tile (1,024 x 8,192) would write a
+    fresh fp32 copy, run three passes over it and cast it back. ``log_norm`` and ``scale`` are fp32 (rows, 1)."""
+    block = torch.empty(min(UPCAST_ROWS, logits.shape[0]), logits.shape[1], dtype=log_norm.dtype, device=logits.device)
+    for start in range(0, logits.shape[0], UPCAST_ROWS):
+        end = min(start + UPCAST_ROWS, logits.shape[0])
+        rows = block[: end - start]
+        rows.copy_(logits[start:end]).sub_(log_norm[start:end]).exp_().mul_(scale[start:end])
+        logits[start:end] = rows
+    return logits
 
 
 def vocabulary_tile(vocabulary: int, chunk: int) -> int:
@@ -149,9 +169,10 @@ class ChunkedTokenLogps(torch.autograd.Function):
         vocabulary = weight.shape[0]
         tile = vocabulary_tile(vocabulary, ctx.chunk)
         grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
-        grad_weight = (
-            torch.zeros(weight.shape, dtype=compute, device=weight.device) if ctx.needs_input_grad[1] else None
-        )
+        grad_weight = None
+        if ctx.needs_input_grad[1]:  # written by the first chunk's products, so only empty when nothing is scored
+            empty = torch.zeros if hidden.shape[0] == 0 else torch.empty
+            grad_weight = empty(weight.shape, dtype=compute, device=weight.device)
         cast_weight = weight.to(matmul)
         for start in range(0, hidden.shape[0], ctx.chunk):
             h = hidden[start : start + ctx.chunk].to(matmul)
@@ -159,23 +180,22 @@ class ChunkedTokenLogps(torch.autograd.Function):
             lse = log_norm[start : start + ctx.chunk, None]
             target = targets[start : start + ctx.chunk]
             rows = torch.arange(h.shape[0], device=h.device)
-            chunk_grad = torch.zeros(h.shape, dtype=compute, device=h.device) if grad_hidden is not None else None
+            chunk_grad = torch.empty(h.shape, dtype=compute, device=h.device) if grad_hidden is not None else None
             for low in range(0, vocabulary, tile):
                 w = cast_weight[low : low + tile]
                 # d logp[target] / d logits = onehot(target) - softmax(logits), times g
-                if tile >= vocabulary and matmul != compute:
-                    # bf16, one tile: the fused softmax kernel (fp32 inside) writes bf16 straight away, where the
-                    # in-place steps below would make four fp32 passes over the tile (1.15x the head's time on AMX)
-                    d_logits = torch.softmax(h @ w.t(), -1, dtype=matmul).mul_(-g.to(matmul))
-                else:  # exp(z - lse) with the log-normaliser saved in forward, in place (fp32; any vocabulary slice)
-                    d_logits = (h @ w.t()).to(compute).sub_(lse).exp_().mul_(-g).to(matmul)
+                # exp(z - lse) with the log-normaliser saved in forward, in place in the tile, in fp32
+                if matmul == compute:
+                    d_logits = (h @ w.t()).sub_(lse).exp_().mul_(-g)
+                else:  # bf16 tile: a few rows at a time through an fp32 buffer that stays in cache
+                    d_logits = _softmax_gradient_upcast(h @ w.t(), lse, -g)
                 local = target - low
                 inside = (local >= 0) & (local < d_logits.shape[1])
                 d_logits[rows[inside], local[inside]] += g[inside, 0].to(matmul)
                 if chunk_grad is not None:
-                    _add_product(chunk_grad, d_logits, w)
+                    _add_product(chunk_grad, d_logits, w, first=low == 0)
                 if grad_weight is not None:
-                    _add_product(grad_weight[low : low + tile], d_logits.t(), h)
+                    _add_product(grad_weight[low : low + tile], d_logits.t(), h, first=start == 0)
             if grad_hidden is not None:
                 grad_hidden[start : start + ctx.chunk] = chunk_grad.to(hidden.dtype)
         return grad_hidden, grad_weight.to(weight.dtype) if grad_weight is not None else None, None, None

@@ -267,7 +267,7 @@ def main() -> None:
     parser.add_argument("--gradient-checkpointing", action="store_true", help="both frameworks (TRL's default)")
     parser.add_argument(
         "--checkpoint-saves",
-        choices=["inputs", "matmuls", "half_matmuls"],
+        choices=["inputs", "attention", "matmuls", "half_matmuls"],  # train.checkpoint_saves (no torch import here)
         nargs="+",
         default=["inputs"],
         help="mmpo's train.checkpoint_saves; several: one mmpo row each (TRL keeps full checkpointing, its default)",

@@ -14,10 +14,10 @@ from tiny_models import tiny_llama
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from mmpo.config import load_config
-from mmpo.config.schema import TrainSettings
+from mmpo.config.schema import CHECKPOINT_SAVES, TrainSettings
 from mmpo.errors import ConfigError
 from mmpo.training.arguments import build_training_arguments
-from mmpo.training.checkpointing import CAST_OPS, MATMUL_OPS, checkpointing_kwargs
+from mmpo.training.checkpointing import ATTENTION_OPS, CAST_OPS, MATMUL_OPS, checkpointing_kwargs
 from mmpo.training.run import train_from_config
 
 VOCAB, LAYERS = 64, 3
@@ -58,7 +58,7 @@ def gradients_and_backward_ops(
 def test_every_choice_gives_the_gradients_of_no_checkpointing_and_recomputes_fewer_matmuls():
     reference, plain = gradients_and_backward_ops(None)
     backward_matmuls = {}
-    for saves in ("inputs", "matmuls", "half_matmuls"):
+    for saves in ("inputs", "attention", "matmuls", "half_matmuls"):
         gradients, backward_matmuls[saves] = gradients_and_backward_ops(saves)
         assert gradients.keys() == reference.keys()
         for name in reference:
@@ -66,8 +66,18 @@ def test_every_choice_gives_the_gradients_of_no_checkpointing_and_recomputes_few
     # full checkpointing re-runs 6 forward matmuls of each layer; keeping the matmuls re-runs none; keeping every
     # other one (q, v, gate, down) re-runs the other 3 (k, o, up) of each layer
     assert backward_matmuls["inputs"] == plain + LAYERS * RECOMPUTED_PER_LAYER
+    assert backward_matmuls["attention"] == backward_matmuls["inputs"]  # it keeps the attention only
     assert backward_matmuls["matmuls"] == plain
     assert backward_matmuls["half_matmuls"] == plain + LAYERS * 3
+
+
+def test_keeping_the_attention_spares_its_recomputation():
+    """Full checkpointing re-runs each layer's attention forward in the backward; ``attention`` (and the matmul
+    choices) keep its output and run none, with the gradients of no checkpointing (checked above)."""
+    _, plain = gradients_and_backward_ops(None, ATTENTION_OPS)
+    assert plain == 0
+    recomputed = {saves: gradients_and_backward_ops(saves, ATTENTION_OPS)[1] for saves in CHECKPOINT_SAVES}
+    assert recomputed == {"inputs": LAYERS, "attention": 0, "matmuls": 0, "half_matmuls": 0}
 
 
 def test_under_bf16_autocast_the_selective_choices_cast_nothing_again():

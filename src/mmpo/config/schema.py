@@ -22,9 +22,9 @@ MARGIN_SOURCES = ("scores", "votes", "annotators", "similarity", "constant", "au
 # transformers' own names; the flash kernels are separate packages, checked before loading (training.preflight)
 ATTENTION_IMPLEMENTATIONS = ("", "sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 
-# what activation checkpointing keeps of a layer's forward (training/checkpointing.py): its input only, or also the
-# outputs of its matmuls and attention (all, or every other matmul)
-CHECKPOINT_SAVES = ("inputs", "matmuls", "half_matmuls")
+# what activation checkpointing keeps of a layer's forward (training/checkpointing.py): its input only, also its
+# attention's output, or also the outputs of its matmuls and attention (all, or every other matmul)
+CHECKPOINT_SAVES = ("inputs", "attention", "matmuls", "half_matmuls")
 
 
 def check_choices(choices: dict[str, tuple[str, tuple[str, ...]]], prefix: str) -> None:
@@ -189,7 +189,8 @@ class TrainSettings:
     max_grad_norm: float = 1.0
     bf16: bool = False
     gradient_checkpointing: bool = False
-    checkpoint_saves: str = "inputs"  # with gradient_checkpointing: inputs (full), matmuls or half_matmuls (selective)
+    # with gradient_checkpointing: inputs (full), attention, matmuls or half_matmuls (selective)
+    checkpoint_saves: str = "inputs"
     # keep freed host memory in the process (glibc mallopt) so each step's large tensors do not page-fault in again
     reuse_freed_memory: bool = True
     logging_steps: int = 10

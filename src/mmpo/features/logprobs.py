@@ -68,20 +68,27 @@ def _logsumexp_in_place(logits: torch.Tensor) -> torch.Tensor:
     return logits.sub_(row_max).exp_().sum(-1).log_().add_(row_max.squeeze(-1))
 
 
-UPCAST_ROWS = 16  # rows of a low-precision tile upcast at a time: 16 x 49,152 fp32 logits (3 MB) stay in cache
+UPCAST_ROWS = 16  # rows of a low-precision tile upcast at a time: 16 x 8,192 fp32 logits (512 KB) stay in cache
+
+
+def _upcast_row_blocks(logits: torch.Tensor, dtype: torch.dtype) -> Iterator[tuple[slice, torch.Tensor]]:
+    """(rows, those rows of ``logits`` in ``dtype``), UPCAST_ROWS rows at a time, each copied into the same small
+    buffer (the last block a partial one): a low-precision (bf16) tile is worked on in fp32 without ever upcasting
+    the whole tile, which would write a fresh fp32 copy of it and read it again."""
+    block = torch.empty(min(UPCAST_ROWS, logits.shape[0]), logits.shape[1], dtype=dtype, device=logits.device)
+    for start in range(0, logits.shape[0], UPCAST_ROWS):
+        rows = slice(start, min(start + UPCAST_ROWS, logits.shape[0]))
+        yield rows, block[: rows.stop - start].copy_(logits[rows])
 
 
 def _logsumexp_upcast(logits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """torch.logsumexp(logits.to(dtype), -1) for a low-precision (bf16) tile, UPCAST_ROWS rows at a time through one
-    small buffer: the whole tile in fp32 would be a fresh 200 MB (1,024 x 49,152) written and read again, which on
-    a CPU cost more than the tile's matmul (253 ms against 68 ms in a profile); blocks that stay in cache take
-    18 ms. The same values as torch.logsumexp of the upcast tile (a test)."""
+    """torch.logsumexp(logits.to(dtype), -1) for a low-precision (bf16) tile, a few rows at a time in ``dtype``: the
+    whole tile upcast at once cost more than the tile's matmul on a CPU (a 1,024 x 49,152 tile: 253 ms against 68 ms
+    in a profile); blocks that stay in cache took 18 ms. The same values as torch.logsumexp of the upcast tile (a
+    test)."""
     out = torch.empty(logits.shape[0], dtype=dtype, device=logits.device)
-    block = torch.empty(min(UPCAST_ROWS, logits.shape[0]), logits.shape[1], dtype=dtype, device=logits.device)
-    for start in range(0, logits.shape[0], UPCAST_ROWS):
-        rows = block[: min(UPCAST_ROWS, logits.shape[0] - start)]
-        rows.copy_(logits[start : start + UPCAST_ROWS])
-        out[start : start + UPCAST_ROWS] = _logsumexp_in_place(rows)
+    for rows, block in _upcast_row_blocks(logits, dtype):
+        out[rows] = _logsumexp_in_place(block)
     return out
 
 
@@ -102,15 +109,11 @@ def _add_product(buffer: torch.Tensor, a: torch.Tensor, b: torch.Tensor, first: 
 
 
 def _softmax_gradient_upcast(logits: torch.Tensor, log_norm: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """exp(logits - log_norm) * scale for a low-precision (bf16) tile, in place in the tile, computed in fp32
-    UPCAST_ROWS rows at a time through one small buffer: upcasting the whole tile (1,024 x 8,192) would write a
-    fresh fp32 copy, run three passes over it and cast it back. ``log_norm`` and ``scale`` are fp32 (rows, 1)."""
-    block = torch.empty(min(UPCAST_ROWS, logits.shape[0]), logits.shape[1], dtype=log_norm.dtype, device=logits.device)
-    for start in range(0, logits.shape[0], UPCAST_ROWS):
-        end = min(start + UPCAST_ROWS, logits.shape[0])
-        rows = block[: end - start]
-        rows.copy_(logits[start:end]).sub_(log_norm[start:end]).exp_().mul_(scale[start:end])
-        logits[start:end] = rows
+    """exp(logits - log_norm) * scale for a low-precision (bf16) tile, in place in the tile, computed in fp32 a few
+    rows at a time (``_upcast_row_blocks``) rather than in a fresh fp32 copy of the tile with three passes over it
+    and a cast back. ``log_norm`` and ``scale`` are fp32 (rows, 1)."""
+    for rows, block in _upcast_row_blocks(logits, log_norm.dtype):
+        logits[rows] = block.sub_(log_norm[rows]).exp_().mul_(scale[rows])
     return logits
 
 

@@ -8,10 +8,10 @@ import shutil
 
 import pytest
 import torch
+from recorded_ops import RecordedOps
 from safetensors.torch import load_file
 from test_training import policy_config
 from tiny_models import tiny_llama
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from mmpo.config import load_config
 from mmpo.config.schema import CHECKPOINT_SAVES, TrainSettings
@@ -26,19 +26,6 @@ VOCAB, LAYERS = 64, 3
 RECOMPUTED_PER_LAYER = 6
 
 
-class CountOps(TorchDispatchMode):
-    """How many ops of a set run under it (linear layers reach aten.mm / addmm; autocast's casts are _to_copy)."""
-
-    def __init__(self, ops) -> None:
-        super().__init__()
-        self.ops = ops
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.count += func in self.ops
-        return func(*args, **(kwargs or {}))
-
-
 def gradients_and_backward_ops(
     saves: str | None, ops=MATMUL_OPS, bf16: bool = False, compiled: bool = False
 ) -> tuple[dict[str, torch.Tensor], int]:
@@ -50,9 +37,9 @@ def gradients_and_backward_ops(
     ids = torch.randint(0, VOCAB, (2, 24), generator=torch.Generator().manual_seed(0))
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         loss = (torch.compile(model) if compiled else model)(input_ids=ids, labels=ids).loss
-    with CountOps(ops) as counter:
+    with RecordedOps() as recorded:
         loss.backward()
-    return {name: p.grad.clone() for name, p in model.named_parameters()}, counter.count
+    return {name: p.grad.clone() for name, p in model.named_parameters()}, recorded.count(ops)
 
 
 def test_every_choice_gives_the_gradients_of_no_checkpointing_and_recomputes_fewer_matmuls():

@@ -7,6 +7,7 @@ import copy
 
 import pytest
 import torch
+from recorded_ops import RecordedOps
 from tiny_models import tiny_llama
 
 from mmpo.features.logprobs import completion_logps, plain_lm_head, sequence_logps
@@ -201,18 +202,7 @@ def test_per_sequence_sdpa_backward_writes_each_gradient_once():
     """The backward of the per-sequence split assembles each of query, key and value's gradients in one
     concatenation; one slice per sequence would zero a row-sized gradient per sequence and add them all up (with 8
     sequences: 24 row-sized fills and additions per layer). Gradients equal SDPA on each sequence alone."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
     from mmpo.models.varlen_attention import varlen_sdpa_forward
-
-    class Ops(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.names: list[str] = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.names.append(func.overloadpacket.__name__)
-            return func(*args, **(kwargs or {}))
 
     module = torch.nn.Module()
     module.num_key_value_groups, module.is_causal = 2, True
@@ -221,10 +211,10 @@ def test_per_sequence_sdpa_backward_writes_each_gradient_once():
     bounds = torch.tensor([0, 3, 9, 14, 20], dtype=torch.int32)
     out, _ = varlen_sdpa_forward(module, *inputs, None, cu_seq_lens_q=bounds, cu_seq_lens_k=bounds)
     upstream = torch.randn(out.shape, generator=g)
-    with Ops() as ops:
+    with RecordedOps() as ops:
         out.backward(upstream)
-    assert ops.names.count("slice_backward") == 0
-    assert ops.names.count("cat") == 3  # query, key and value: one each
+    assert ops.count_named("slice_backward") == 0
+    assert ops.count_named("cat") == 3  # query, key and value: one each
     for start, end in ((0, 3), (3, 9), (9, 14), (14, 20)):
         alone = [x.detach()[:, :, start:end].clone().requires_grad_() for x in inputs]
         expanded = [alone[0], alone[1].repeat_interleave(2, 1), alone[2].repeat_interleave(2, 1)]
@@ -314,28 +304,16 @@ def test_vocabulary_tiles_change_nothing(monkeypatch):
 def test_no_logits_tile_of_a_49k_vocabulary_exceeds_32_mb():
     """At SmolLM2's vocabulary and a 1,024-token chunk, forward and backward never hold a tensor of more than
     TILE_ELEMENTS logits (8,192 columns: 32 MB in fp32); a whole-vocabulary tile would be 200 MB."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
     import mmpo.features.logprobs as logprobs
-
-    class LargestOutput(TorchDispatchMode):
-        largest = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            for t in out if isinstance(out, tuple | list) else (out,):
-                if isinstance(t, torch.Tensor):
-                    self.largest = max(self.largest, t.numel())
-            return out
 
     g = torch.Generator().manual_seed(5)
     hidden = torch.randn(1024, 4, generator=g, requires_grad=True)
     weight = torch.randn(49152, 4, generator=g, requires_grad=True)
     targets = torch.randint(0, 49152, (1024,), generator=g)
-    with LargestOutput() as watch:
+    with RecordedOps() as ops:
         logprobs.ChunkedTokenLogps.apply(hidden, weight, targets, logprobs.CHUNK_TOKENS).sum().backward()
     assert logprobs.vocabulary_tile(49152, 1024) == 8192
-    assert watch.largest == logprobs.TILE_ELEMENTS == 1024 * 8192
+    assert ops.largest_output == logprobs.TILE_ELEMENTS == 1024 * 8192
 
 
 def test_vocabulary_tiles_under_bf16_autocast_and_bad_targets(monkeypatch):

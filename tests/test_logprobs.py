@@ -393,3 +393,28 @@ def test_no_scored_tokens_give_a_zero_head_gradient():
     hidden = torch.randn(0, 8, requires_grad=True)
     ChunkedTokenLogps.apply(hidden, weight, torch.zeros(0, dtype=torch.long), 4).sum().backward()
     assert torch.equal(weight.grad, torch.zeros_like(weight))
+
+
+def test_under_bf16_autocast_rotary_reaches_the_layers_in_bf16_and_outside_it_unchanged():
+    """The layers get cos and sin in the autocast dtype (as a bf16-loaded model computes them), so the query and key
+    stay bf16 into the attention; without autocast, cos and sin keep the model's dtype."""
+    model = tiny_llama(503, seed=4)
+    ids, attention, completion = batch(503, seed=5)
+    seen: list[torch.dtype] = []
+
+    def record(module, args, kwargs):
+        seen.append(kwargs["position_embeddings"][0].dtype)
+
+    model.model.layers[0].register_forward_pre_hook(record, with_kwargs=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast, _ = sequence_logps(model, ids, attention, completion)
+    plain, _ = sequence_logps(model, ids, attention, completion)
+    assert seen == [torch.bfloat16, torch.float32]
+    torch.testing.assert_close(under_autocast, plain, rtol=2e-2, atol=5e-2)  # bf16 rounding, not another model
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(input_ids=ids, attention_mask=attention)  # the hook stays: any forward under autocast, recomputation too
+    assert seen[-1] == torch.bfloat16
+    in_bf16 = tiny_llama(503, seed=4).to(torch.bfloat16)
+    in_bf16.model.layers[0].register_forward_pre_hook(record, with_kwargs=True)
+    sequence_logps(in_bf16, ids, attention, completion)
+    assert seen[-1] == torch.bfloat16

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mmpo.models.rotary_dtype import rotary_in_compute_dtype
 from mmpo.models.unwrap import unwrap_parallel
 from mmpo.models.varlen_attention import packed_attention_kwargs
 
@@ -329,6 +330,7 @@ def completion_token_logps(
     Padding-free batches (one packed row, see PackedPolicyCollator) pass ``position_ids`` restarting at 0 for
     every sequence and ``sequence_index``, and no attention mask: transformers then attends within each
     sequence only (block-causal; FlashAttention varlen on GPU). The KV cache must stay off for that."""
+    rotary_in_compute_dtype(model)  # under autocast: bf16 rotary, in the policy, its recomputation and the reference
     inputs = {"input_ids": input_ids, "use_cache": False}
     if sequence_index is None:
         inputs["attention_mask"] = attention_mask

@@ -124,7 +124,9 @@ def cached_logp_stats(
     """Like compute_logp_stats, through the cache. Returns (chosen, rejected, was_cached)."""
 
     def cache_path() -> Path:
-        key = f"{model_fingerprint(model)}-{features_fingerprint(features)}-{'bf16' if bf16 else 'fp32'}"
+        # bf16v2: since rotary runs in bf16 under autocast (models/rotary_dtype.py), a policy's bf16 log-probs differ
+        # in rounding from those cached before, and its first step must start from its own reference
+        key = f"{model_fingerprint(model)}-{features_fingerprint(features)}-{'bf16v2' if bf16 else 'fp32'}"
         return Path(cache_dir) / f"logp_stats-{key}.safetensors"
 
     # the main process reads the cache and sends it: every rank takes the same branch (a rank that found the file

@@ -418,3 +418,33 @@ def test_under_bf16_autocast_rotary_reaches_the_layers_in_bf16_and_outside_it_un
     in_bf16.model.layers[0].register_forward_pre_hook(record, with_kwargs=True)
     sequence_logps(in_bf16, ids, attention, completion)
     assert seen[-1] == torch.bfloat16
+
+
+def test_rotary_kept_in_fp32_on_purpose_stays_fp32_under_autocast():
+    """OLMo 2 returns fp32 cos and sin whatever its weights' dtype (loaded in bf16 too): the hook asks the rotary
+    embedding what it does with bf16 hidden states and leaves such a model's rotary alone."""
+    from transformers import Olmo2Config, Olmo2ForCausalLM
+
+    from mmpo.models.rotary_dtype import rotary_in_compute_dtype
+
+    torch.manual_seed(0)
+    config = Olmo2Config(
+        vocab_size=503, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, tie_word_embeddings=True,
+    )  # fmt: skip
+    model = Olmo2ForCausalLM(config)
+    seen: list[torch.dtype] = []
+    model.model.layers[0].register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["position_embeddings"][0].dtype), with_kwargs=True
+    )
+    ids, attention, completion = batch(503, seed=5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        sequence_logps(model, ids, attention, completion)
+    llama = tiny_llama(503, seed=4)
+    llama.model.layers[0].register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["position_embeddings"][0].dtype), with_kwargs=True
+    )
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        sequence_logps(llama, ids, attention, completion)
+    assert seen == [torch.float32, torch.bfloat16]  # OLMo 2 as it is; Llama's follows its input, so bf16
+    assert rotary_in_compute_dtype(model) == 1

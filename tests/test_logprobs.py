@@ -395,17 +395,20 @@ def test_no_scored_tokens_give_a_zero_head_gradient():
     assert torch.equal(weight.grad, torch.zeros_like(weight))
 
 
+def record_rotary_dtypes(model, seen: list[torch.dtype]) -> None:
+    """Append to ``seen`` the dtype of the cos (and sin) that the model's first decoder layer receives, each call."""
+    model.model.layers[0].register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["position_embeddings"][0].dtype), with_kwargs=True
+    )
+
+
 def test_under_bf16_autocast_rotary_reaches_the_layers_in_bf16_and_outside_it_unchanged():
     """The layers get cos and sin in the autocast dtype (as a bf16-loaded model computes them), so the query and key
     stay bf16 into the attention; without autocast, cos and sin keep the model's dtype."""
     model = tiny_llama(503, seed=4)
     ids, attention, completion = batch(503, seed=5)
     seen: list[torch.dtype] = []
-
-    def record(module, args, kwargs):
-        seen.append(kwargs["position_embeddings"][0].dtype)
-
-    model.model.layers[0].register_forward_pre_hook(record, with_kwargs=True)
+    record_rotary_dtypes(model, seen)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         under_autocast, _ = sequence_logps(model, ids, attention, completion)
     plain, _ = sequence_logps(model, ids, attention, completion)
@@ -415,7 +418,7 @@ def test_under_bf16_autocast_rotary_reaches_the_layers_in_bf16_and_outside_it_un
         model(input_ids=ids, attention_mask=attention)  # the hook stays: any forward under autocast, recomputation too
     assert seen[-1] == torch.bfloat16
     in_bf16 = tiny_llama(503, seed=4).to(torch.bfloat16)
-    in_bf16.model.layers[0].register_forward_pre_hook(record, with_kwargs=True)
+    record_rotary_dtypes(in_bf16, seen)
     sequence_logps(in_bf16, ids, attention, completion)
     assert seen[-1] == torch.bfloat16
 
@@ -434,16 +437,12 @@ def test_rotary_kept_in_fp32_on_purpose_stays_fp32_under_autocast():
     )  # fmt: skip
     model = Olmo2ForCausalLM(config)
     seen: list[torch.dtype] = []
-    model.model.layers[0].register_forward_pre_hook(
-        lambda module, args, kwargs: seen.append(kwargs["position_embeddings"][0].dtype), with_kwargs=True
-    )
+    record_rotary_dtypes(model, seen)
     ids, attention, completion = batch(503, seed=5)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         sequence_logps(model, ids, attention, completion)
     llama = tiny_llama(503, seed=4)
-    llama.model.layers[0].register_forward_pre_hook(
-        lambda module, args, kwargs: seen.append(kwargs["position_embeddings"][0].dtype), with_kwargs=True
-    )
+    record_rotary_dtypes(llama, seen)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         sequence_logps(llama, ids, attention, completion)
     assert seen == [torch.float32, torch.bfloat16]  # OLMo 2 as it is; Llama's follows its input, so bf16

@@ -3,7 +3,12 @@
 On a GPU the vendor's dense bf16 peak is used by name (a measured matmul reaches 70-80% of it, and MFU is quoted
 against the datasheet in the literature, e.g. open-instruct's DPO numbers). On a CPU there is no datasheet number
 that holds for a rented core count, so the peak is what ``torch.mm`` of two 4096 x 4096 matrices reaches here, in
-fp32 and in bf16 (AMX or AVX512-BF16 where the CPU has them), best of a few runs after a warm-up.
+fp32 and in bf16 (AMX or AVX512-BF16 where the CPU has them), best of ten runs after a warm-up, into one output
+buffer. The buffer matters: a fresh 4096 x 4096 output is 32-64 MB of new memory per call, and where first touching
+memory is slow (a virtual machine that returns freed memory to its host: 1.7 s per GiB on this project's machine)
+faulting it in costs as much as a bf16 matmul. Measured that way the peak read 15-20% low in bf16 and up to 25% low
+in fp32 with huge pages, and varied from run to run with the machine's memory, so every MFU quoted against it read
+high by as much.
 
     .venv/bin/python benchmarks/machine_peak.py      # prints the JSON
 """
@@ -18,14 +23,15 @@ import torch
 DENSE_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L40S": 362.1, "A10G": 70.0}  # vendor peaks
 
 
-def measured_matmul_gflops(dtype: torch.dtype, size: int = 4096, runs: int = 5) -> float:
+def measured_matmul_gflops(dtype: torch.dtype, size: int = 4096, runs: int = 10) -> float:
     a = torch.randn(size, size).to(dtype)
     b = torch.randn(size, size).to(dtype)
-    torch.mm(a, b)  # warm-up: thread pool, kernel selection
+    out = torch.empty(size, size, dtype=dtype)
+    torch.mm(a, b, out=out)  # warm-up: thread pool, kernel selection, and the output's pages faulted in once
     best = float("inf")
     for _ in range(runs):
         start = time.perf_counter()
-        torch.mm(a, b)
+        torch.mm(a, b, out=out)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
 

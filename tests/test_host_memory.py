@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from mmpo.host_memory import prefer_huge_pages_for_large_tensors, system_huge_pages_mode, user_chose_allocator_settings
+from mmpo.host_memory import (
+    loaded_allocator,
+    prefer_huge_pages_for_large_tensors,
+    system_huge_pages_mode,
+    user_chose_allocator_settings,
+)
 
 # a training step in miniature: 64 MB tensors allocated, used and freed, the same every step; the page faults
 # of each step, counted after three warm-up steps
@@ -127,3 +134,35 @@ def test_the_mmpo_command_asks_for_huge_pages_before_loading_torch():
     off = {**clean, "THP_MEM_ALLOC_ENABLE": "0"}
     report = json.loads(subprocess.run(command, env=off, capture_output=True, text=True, check=True).stdout)
     assert report["host_allocator"]["torch_huge_pages"] is False
+
+
+def test_the_allocator_is_read_from_the_libraries_mapped_in_the_process(tmp_path):
+    maps = tmp_path / "maps"
+    maps.write_text(
+        "7f00-7f10 r-xp 00000000 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n"
+        "7f20-7f30 r-xp 00000000 08:01 2 /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4.5.9\n"
+        "7f40-7f50 rw-p 00000000 00:00 0 [heap]\n"
+    )
+    assert loaded_allocator(maps) == "tcmalloc"
+    maps.write_text("7f00-7f10 r-xp 00000000 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n")
+    assert loaded_allocator(maps) is None
+    assert loaded_allocator(tmp_path / "absent") is None
+
+
+def test_env_reports_the_allocator_the_loader_preloaded_not_the_one_ld_preload_names(tmp_path):
+    """A shared library preloaded under jemalloc's name is reported as the process's allocator; an LD_PRELOAD the
+    loader could not open names jemalloc too, and is not (the loader skipped it with a warning)."""
+    maps = Path("/proc/self/maps").read_text().splitlines()
+    own_libraries = [line.split()[-1] for line in maps if "/libm.so" in line]
+    if not own_libraries:
+        pytest.skip("no libm mapped in this process to preload under another name")
+    stand_in = tmp_path / "libjemalloc.so.2"  # a real shared object the loader maps; it replaces no malloc symbol
+    shutil.copy(own_libraries[0], stand_in)
+    command = [sys.executable, "-m", "mmpo.cli", "env", "--json"]
+    for preload, expected in ((stand_in, "jemalloc"), (tmp_path / "absent" / "libjemalloc.so.2", None)):
+        environ = {**os.environ, "LD_PRELOAD": str(preload)}
+        result = subprocess.run(command, env=environ, capture_output=True, text=True, check=True)
+        report = json.loads(result.stdout)["host_allocator"]
+        assert report["preloaded_allocator"] == expected, result.stderr
+        assert report["malloc_settings_from_environment"] is True  # mmpo leaves glibc's settings alone either way
+        assert isinstance(report["installed_allocators"], dict)

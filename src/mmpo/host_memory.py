@@ -17,12 +17,20 @@ then brings in 2 MB instead of 4 KB. torch reads the variable once, at its first
 point sets it before anything imports torch (``prefer_huge_pages_for_large_tensors``). Both together measured
 1.18x tokens/s in fp32 and 1.19x in bf16 on SmolLM2, at 0.74x and 0.81x the peak resident memory.
 
-The heap setting is what PyTorch's own CPU launcher (``torch.backends.xeon.run_cpu``) gets by preloading jemalloc or
-tcmalloc; it is done here with ``mallopt`` so a plain ``mmpo train`` gets it without a preload. It changes the
-whole process, so only the entry points that own the process call it (``train_from_config``), and never where
-the user already chose: a ``MALLOC_*`` variable or a ``glibc.malloc`` tunable in the environment is left alone.
-Elsewhere (another C library, or an allocator preloaded in place of glibc's) it does nothing harmful: it either
-finds no glibc or sets the options of an allocator that is not serving requests.
+The heap setting is part of what PyTorch's own CPU launcher (``torch.backends.xeon.run_cpu``) gets by preloading
+jemalloc or tcmalloc; it is done here with ``mallopt`` so a plain ``mmpo train`` gets it without a preload. It
+changes the whole process, so only the entry points that own the process call it (``train_from_config``), and
+never where the user already chose: a ``MALLOC_*`` variable or a ``glibc.malloc`` tunable in the environment is
+left alone. Elsewhere (another C library, or an allocator preloaded in place of glibc's) it does nothing harmful:
+it either finds no glibc or sets the options of an allocator that is not serving requests.
+
+A preloaded jemalloc still does more, where batches change shape from step to step (as packed rows of real pairs
+do): glibc before 2.38 cannot serve a 2 MB-aligned request from a free block of exactly its size, and its heap
+stays on 4 KB pages outside torch's large tensors, so each larger batch faults in fresh memory again. Measured on
+SmolLM2 (32 pairs, bf16): 459 and 461 tokens/s with jemalloc (``thp:always``, no decay) against 410 and 411 with
+these settings, 1.12x; in fp32 see benchmarks/RESULTS.md. That needs ``LD_PRELOAD`` before the process starts,
+which a library cannot do for its user, so ``mmpo env`` says which allocator a process runs on and which ones the
+dynamic linker could preload (``host_allocator_report``).
 """
 
 from __future__ import annotations
@@ -75,12 +83,49 @@ def prefer_huge_pages_for_large_tensors(environ: dict[str, str] | None = None) -
 
 
 def host_allocator_report() -> dict[str, object]:
-    """For ``mmpo env``: how this process allocates host memory."""
+    """For ``mmpo env``: how this process allocates host memory, and which faster allocators could be preloaded."""
     return {
         "torch_huge_pages": os.environ.get(TORCH_HUGE_PAGES, "0") not in ("", "0"),
         "system_huge_pages": system_huge_pages_mode(),
         "malloc_settings_from_environment": user_chose_allocator_settings(),
+        "preloaded_allocator": loaded_allocator(),
+        "installed_allocators": installed_allocators(),
     }
+
+
+# malloc replacements that PyTorch's CPU guides preload; the library names start with "lib" plus these
+REPLACEMENT_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
+PROCESS_MAPS = Path("/proc/self/maps")
+
+
+def loaded_allocator(maps: Path = PROCESS_MAPS) -> str | None:
+    """The malloc replacement this process runs on (jemalloc, tcmalloc or mimalloc), or None for the C library's.
+
+    Read from the libraries mapped into the process, not from ``LD_PRELOAD``: the loader skips a preload it cannot
+    open (a wrong path, another architecture) with no more than a warning, and the variable would still name it."""
+    try:
+        lines = maps.read_text().splitlines()
+    except OSError:
+        return None
+    mapped = {line.rsplit("/", 1)[-1] for line in lines if "/" in line}
+    for allocator in REPLACEMENT_ALLOCATORS:
+        if any(name.startswith(f"lib{allocator}") for name in mapped):
+            return allocator
+    return None
+
+
+def installed_allocators() -> dict[str, str]:
+    """{allocator: library} for the malloc replacements the dynamic linker can find here, which a user can preload
+    (``LD_PRELOAD``) for CPU training."""
+    found = {}
+    for allocator in REPLACEMENT_ALLOCATORS:
+        try:
+            library = ctypes.util.find_library(allocator)
+        except OSError:  # it parses the compiler's output, which a broken LD_PRELOAD fills with absent paths
+            library = None
+        if library:
+            found[allocator] = library
+    return found
 
 
 def user_chose_allocator_settings(environ: Mapping[str, str] | None = None) -> bool:

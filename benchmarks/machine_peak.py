@@ -6,7 +6,7 @@ that holds for a rented core count, so the peak is what ``torch.mm`` of two 4096
 fp32 and in bf16 (AMX or AVX512-BF16 where the CPU has them), best of ten runs after a warm-up, into one output
 buffer. The buffer matters: a fresh 4096 x 4096 output is 32-64 MB of new memory per call, and where first touching
 memory is slow (a virtual machine that returns freed memory to its host: 1.7 s per GiB on this project's machine)
-faulting it in costs as much as a bf16 matmul. Measured that way the peak read 15-20% low in bf16 and up to 25% low
+faulting it in costs about as much as a bf16 matmul. Measured that way the peak read 8-17% low in bf16 and up to 19% low
 in fp32 with huge pages, and varied from run to run with the machine's memory, so every MFU quoted against it read
 high by as much.
 

@@ -93,6 +93,45 @@ def model_flops(model, lengths: list[int]) -> float:
     return 4.0 * forward
 
 
+class StepRecorder:
+    """Per optimizer step of mmpo's trainer: its sequences' lengths and its wall time (from the start of its first
+    micro-batch to the end of the step, optimizer included), so that MFU can be read per step: the first steps of a
+    CPU run pay one-time costs (memory faulted in for the first time, kernel selection) that a long run does not."""
+
+    def __init__(self, trainer) -> None:
+        from transformers import TrainerCallback
+
+        self.steps: list[dict] = []
+        self.started: float | None = None
+        self.lengths: list[int] = []
+        step_of_trainer = trainer.training_step
+        recorder = self
+
+        def training_step(model, inputs, *args, **kwargs):
+            if recorder.started is None:
+                recorder.started = time.perf_counter()
+            recorder.lengths += sequence_lengths(inputs)
+            return step_of_trainer(model, inputs, *args, **kwargs)
+
+        class EndOfStep(TrainerCallback):
+            def on_step_end(self, *args, **kwargs):
+                recorder.steps.append({"lengths": recorder.lengths, "seconds": time.perf_counter() - recorder.started})
+                recorder.started, recorder.lengths = None, []
+
+        trainer.training_step = training_step
+        trainer.add_callback(EndOfStep())
+
+
+def sequence_lengths(inputs: dict) -> list[int]:
+    """The real lengths of the sequences of one mmpo batch: a packed row restarts its position ids at each sequence;
+    a padded batch's attention mask counts each row's tokens."""
+    if "position_ids" in inputs:
+        positions = inputs["position_ids"][0]
+        starts = (positions == 0).nonzero().flatten().tolist() + [positions.numel()]
+        return [end - start for start, end in zip(starts[:-1], starts[1:], strict=True)]
+    return inputs["attention_mask"].sum(-1).tolist()
+
+
 def load_everything(args):
     from tiny_models import tiny_llama
 
@@ -155,9 +194,11 @@ def run_worker(args) -> dict:
         features = tokenize()  # timed, like the tokenisation TRL does inside DPOTrainer.__init__
         device = "cuda" if torch.cuda.is_available() else "cpu"
         model.to(device)
+        reference_start = time.perf_counter()
         chosen, rejected = compute_reference_logps(
             model, features, tokenizer.pad_token_id, args.batch_size, args.bf16, args.padding_free
         )
+        reference_seconds = time.perf_counter() - reference_start
         attach_reference_logps(features, chosen, rejected)
         trainer = PolicyTrainer(
             model=model,
@@ -172,6 +213,7 @@ def run_worker(args) -> dict:
             train_dataset=datasets.Dataset.from_list(features),
             loss=LossConfig("mmpo", beta=0.1, gamma=float("inf")),
         )
+        recorder = StepRecorder(trainer) if args.per_step else None
     else:
         from trl import DPOConfig, DPOTrainer
 
@@ -207,6 +249,24 @@ def run_worker(args) -> dict:
     added = sampler.stop()
     peak = peak_tflops(args)
     flops = model_flops(model, lengths)
+    per_step = None
+    if args.worker == "mmpo" and args.per_step and peak:  # training FLOPs are 3/4 of model_flops (no reference pass)
+        steps = [
+            {
+                "tokens": sum(step["lengths"]),
+                "seconds": step["seconds"],
+                "flops": 0.75 * model_flops(model, step["lengths"]),
+            }
+            for step in recorder.steps
+        ]
+        later = steps[2:] or steps
+        per_step = {
+            "reference_seconds": reference_seconds,
+            "reference_mfu": 0.25 * flops / reference_seconds / (peak * 1e12),
+            "step_mfu": [round(step["flops"] / step["seconds"] / (peak * 1e12), 4) for step in steps],
+            "step_tokens": [step["tokens"] for step in steps],
+            "mfu_from_third_step": sum(x["flops"] for x in later) / sum(x["seconds"] for x in later) / (peak * 1e12),
+        }
     return {
         "mfu": flops / seconds / (peak * 1e12) if peak else None,
         "model_tflops": flops / 1e12,
@@ -218,6 +278,7 @@ def run_worker(args) -> dict:
         "peak_mb": peak_memory_mb(),
         "added_mb": added,
         "profile": table if args.profile else None,
+        "per_step": per_step,
     }
 
 
@@ -236,6 +297,7 @@ def run_worker_process(args, framework: str, max_length: int, saves: str) -> dic
     argv += ["--profile", str(args.profile)] if args.profile else []
     argv += ["--profile-shapes"] if args.profile_shapes else []
     argv += ["--trl-host-memory"] if args.trl_host_memory else []
+    argv += ["--per-step"] if args.per_step else []
     out = subprocess.run(argv, capture_output=True, text=True, check=False)
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
@@ -284,6 +346,11 @@ def main() -> None:
         action="store_true",
         help="give TRL's process the host memory settings mmpo train uses (huge pages, freed memory kept)",
     )
+    parser.add_argument(
+        "--per-step",
+        action="store_true",
+        help="mmpo: MFU of the reference pass and of each optimizer step, and from the third step on",
+    )
     parser.add_argument("--worker", choices=["mmpo", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -329,6 +396,16 @@ def main() -> None:
             )
         t = results["trl"]
         for r in results.values():
+            if r.get("per_step"):
+                steps = r["per_step"]
+                print(
+                    f"{r['framework']} per step at {max_length} tokens: reference pass "
+                    f"{steps['reference_seconds']:.1f} s ({steps['reference_mfu']:.1%} MFU); "
+                    "optimizer steps (tokens, MFU) "
+                    + ", ".join(f"{n} {m:.1%}" for n, m in zip(steps["step_tokens"], steps["step_mfu"], strict=True))
+                    + f"; from the third step on {steps['mfu_from_third_step']:.1%}",
+                    flush=True,
+                )
             if r["profile"]:
                 print(f"\ntop operators, {r['framework']} at {max_length} tokens:\n{r['profile']}", flush=True)
         for label, m in results.items():

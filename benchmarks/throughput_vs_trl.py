@@ -99,7 +99,13 @@ class StepRecorder:
     CPU run pay one-time costs (memory faulted in for the first time, kernel selection) that a long run does not."""
 
     def __init__(self, trainer) -> None:
+        import torch
         from transformers import TrainerCallback
+
+        def now() -> float:  # a GPU's work is asynchronous: wait for it, or the step's time is only its launch
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            return time.perf_counter()
 
         self.steps: list[dict] = []
         self.started: float | None = None
@@ -109,13 +115,13 @@ class StepRecorder:
 
         def training_step(model, inputs, *args, **kwargs):
             if recorder.started is None:
-                recorder.started = time.perf_counter()
+                recorder.started = now()
             recorder.lengths += sequence_lengths(inputs)
             return step_of_trainer(model, inputs, *args, **kwargs)
 
         class EndOfStep(TrainerCallback):
             def on_step_end(self, *args, **kwargs):
-                recorder.steps.append({"lengths": recorder.lengths, "seconds": time.perf_counter() - recorder.started})
+                recorder.steps.append({"lengths": recorder.lengths, "seconds": now() - recorder.started})
                 recorder.started, recorder.lengths = None, []
 
         trainer.training_step = training_step
